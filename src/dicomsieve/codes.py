@@ -1,0 +1,92 @@
+"""Stable codes for what happened to each file.
+
+Every file a scan walks ends in exactly one :class:`FileState`. Files in the
+``error`` state carry an :class:`ErrorCode`; files in the ``ignored`` state carry
+the :class:`IgnoreRule` that skipped them. :class:`FlagCode` values are notes on a
+file that was indexed anyway. The string values are stored in the index and printed
+in ``--json`` output: they never change meaning once released.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = ["ErrorCode", "FileState", "FlagCode", "IgnoreRule"]
+
+
+class FileState(StrEnum):
+    """The one state a walked file ends in."""
+
+    INDEXED = "indexed"
+    """Read and stored, now or (for ``unchanged``) by an earlier scan."""
+    UNCHANGED = "unchanged"
+    """Same size, mtime_ns and inode as at the last scan: not read again."""
+    NOT_DICOM = "not_dicom"
+    """Not a DICOM file. A state, not an error."""
+    ERROR = "error"
+    """A DICOM file (or one that claims to be) that could not be indexed."""
+    IGNORED = "ignored"
+    """Skipped by a named rule (:class:`IgnoreRule`); never opened for reading."""
+    MISSING = "missing"
+    """Indexed before, gone now. Never a state of a file walked in this scan."""
+
+
+class ErrorCode(StrEnum):
+    """Why a file is in the ``error`` state."""
+
+    FILE_UNREADABLE = "FILE_UNREADABLE"
+    """The operating system refused to open or read it (permissions, I/O error)."""
+    FILE_VANISHED = "FILE_VANISHED"
+    """It disappeared between the walk and the read."""
+    PARSE_TRUNCATED = "PARSE_TRUNCATED"
+    """An element, or the pixel data, is declared longer than what is left of the file."""
+    PARSE_STRUCTURE = "PARSE_STRUCTURE"
+    """The byte structure is broken: bad item tags, an unclosed sequence, a bad VR."""
+    PARSE_TOO_DEEP = "PARSE_TOO_DEEP"
+    """Sequences are nested deeper than ``Settings.max_sequence_depth``."""
+    PARSE_NO_IDENTITY = "PARSE_NO_IDENTITY"
+    """StudyInstanceUID, SeriesInstanceUID or SOPInstanceUID is missing."""
+    PARSE_DEFLATE_LIMIT = "PARSE_DEFLATE_LIMIT"
+    """A deflated dataset inflates past ``Settings.max_inflated_bytes`` (a deflate bomb)."""
+    PARSE_DEFLATE_ERROR = "PARSE_DEFLATE_ERROR"
+    """A deflated dataset is not a valid deflate stream."""
+    PIXEL_DATA_SHORT = "PIXEL_DATA_SHORT"
+    """Native pixel data is shorter than Rows x Columns x frames x samples promise."""
+    PARSE_TIMEOUT = "PARSE_TIMEOUT"
+    """Reading took longer than ``Settings.file_timeout_s``; the worker was replaced."""
+    PARSE_MEMORY = "PARSE_MEMORY"
+    """Reading needed more memory than ``Settings.worker_memory_mb`` allows."""
+    WORKER_CRASH = "WORKER_CRASH"
+    """The worker process died while reading this file; the scan went on."""
+    PARSE_ERROR = "PARSE_ERROR"
+    """Any other failure of the reader. A bug report is welcome."""
+
+
+class IgnoreRule(StrEnum):
+    """Why a walked file was skipped without being read."""
+
+    NOT_REGULAR_FILE = "not_regular_file"
+    """A FIFO, socket or device: never opened."""
+    SYMLINK_OUTSIDE_ROOT = "symlink_outside_root"
+    """A symbolic link whose target lies outside the scanned root."""
+    SYMLINK_LOOP = "symlink_loop"
+    """A link to a folder that is already being walked (a cycle)."""
+    BROKEN_SYMLINK = "broken_symlink"
+    """A symbolic link whose target does not exist."""
+    SAME_FILE = "same_file"
+    """Another path to a file (same device and inode) already walked in this scan."""
+    MEDIA_DIRECTORY = "media_directory"
+    """A DICOMDIR or another Media Storage Directory object: an index, not an image."""
+
+
+class FlagCode(StrEnum):
+    """Notes on an indexed file."""
+
+    DUPLICATE_SOP_INSTANCE = "DUPLICATE_SOP_INSTANCE"
+    """Its SOPInstanceUID was already indexed from another file, which stays the original."""
+    SEC_EXECUTABLE_PREAMBLE = "SEC_EXECUTABLE_PREAMBLE"
+    """The 128-byte preamble starts like a program (PE, ELF or Mach-O): a polyglot file."""
+    NO_PREAMBLE = "NO_PREAMBLE"
+    """A raw dataset without the Part 10 preamble and file meta information."""
+    PARSE_FALLBACK = "PARSE_FALLBACK"
+    """The fast reader handed this file to pydicom."""

@@ -1,0 +1,21 @@
+"""Exception classes.
+
+Only the library boundary raises. Problems with one file are data (a state and a
+code in the index, see :mod:`dicomsieve.codes`), never exceptions.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ConfigError", "DicomSieveError", "IndexDbError"]
+
+
+class DicomSieveError(Exception):
+    """Root of every exception dicomsieve raises on purpose."""
+
+
+class ConfigError(DicomSieveError, ValueError):
+    """A setting or an argument has a value that cannot be used."""
+
+
+class IndexDbError(DicomSieveError, RuntimeError):
+    """The index database cannot be opened, migrated or written."""

@@ -1,0 +1,185 @@
+"""The index schema, in standard SQL, with numbered migrations.
+
+The DDL avoids SQLite-only syntax so that a PostgreSQL backend can run it: the only
+dialect difference, the type of an auto-numbered key, is the ``{id}`` placeholder.
+Multi-valued DICOM values are stored as JSON text.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = [
+    "FRAME_COLUMNS",
+    "INSTANCE_COLUMNS",
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "id_type",
+]
+
+# (column, SQL type). JSON columns hold tuples. The order is the insert order.
+INSTANCE_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
+    ("sop_instance_uid", "TEXT NOT NULL"),
+    ("sop_class_uid", "TEXT"),
+    ("transfer_syntax_uid", "TEXT"),
+    ("series_number", "INTEGER"),
+    ("series_description", "TEXT"),
+    ("modality", "TEXT"),
+    ("manufacturer", "TEXT"),
+    ("manufacturer_model_name", "TEXT"),
+    ("protocol_name", "TEXT"),
+    ("sequence_name", "TEXT"),
+    ("instance_number", "INTEGER"),
+    ("acquisition_number", "INTEGER"),
+    ("image_type", "TEXT"),
+    ("content_time", "TEXT"),
+    ("acquisition_time", "TEXT"),
+    ("image_position", "TEXT"),
+    ("image_orientation", "TEXT"),
+    ("pixel_spacing", "TEXT"),
+    ("slice_thickness", "DOUBLE PRECISION"),
+    ("spacing_between_slices", "DOUBLE PRECISION"),
+    ("gantry_detector_tilt", "DOUBLE PRECISION"),
+    ("frame_of_reference_uid", "TEXT"),
+    ("patient_position", "TEXT"),
+    ("rows", "INTEGER"),
+    ("columns", "INTEGER"),
+    ("number_of_frames", "INTEGER"),
+    ("samples_per_pixel", "INTEGER"),
+    ("photometric_interpretation", "TEXT"),
+    ("bits_allocated", "INTEGER"),
+    ("bits_stored", "INTEGER"),
+    ("high_bit", "INTEGER"),
+    ("pixel_representation", "INTEGER"),
+    ("rescale_slope", "DOUBLE PRECISION"),
+    ("rescale_intercept", "DOUBLE PRECISION"),
+    ("rescale_type", "TEXT"),
+    ("window_center", "TEXT"),
+    ("window_width", "TEXT"),
+    ("echo_numbers", "TEXT"),
+    ("echo_time", "DOUBLE PRECISION"),
+    ("repetition_time", "DOUBLE PRECISION"),
+    ("inversion_time", "DOUBLE PRECISION"),
+    ("flip_angle", "DOUBLE PRECISION"),
+    ("temporal_position_identifier", "INTEGER"),
+    ("number_of_temporal_positions", "INTEGER"),
+    ("trigger_time", "DOUBLE PRECISION"),
+    ("diffusion_b_value", "DOUBLE PRECISION"),
+    ("diffusion_gradient_orientation", "TEXT"),
+    ("xray_tube_current", "DOUBLE PRECISION"),
+    ("exposure", "DOUBLE PRECISION"),
+    ("has_referenced_image_sequence", "INTEGER NOT NULL"),
+    ("pixel_tag", "INTEGER"),
+    ("pixel_offset", "BIGINT"),
+    ("pixel_length", "BIGINT"),
+    ("pixel_deflated", "INTEGER"),
+)
+
+FRAME_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
+    ("frame_number", "INTEGER NOT NULL"),
+    ("image_position", "TEXT"),
+    ("image_orientation", "TEXT"),
+    ("pixel_spacing", "TEXT"),
+    ("slice_thickness", "DOUBLE PRECISION"),
+    ("spacing_between_slices", "DOUBLE PRECISION"),
+    ("rescale_slope", "DOUBLE PRECISION"),
+    ("rescale_intercept", "DOUBLE PRECISION"),
+    ("rescale_type", "TEXT"),
+    ("window_center", "TEXT"),
+    ("window_width", "TEXT"),
+    ("dimension_index_values", "TEXT"),
+    ("temporal_position_index", "INTEGER"),
+    ("stack_id", "TEXT"),
+    ("in_stack_position", "INTEGER"),
+    ("frame_acquisition_number", "INTEGER"),
+    ("frame_acquisition_datetime", "TEXT"),
+    ("echo_time", "DOUBLE PRECISION"),
+    ("trigger_time", "DOUBLE PRECISION"),
+    ("diffusion_b_value", "DOUBLE PRECISION"),
+    ("diffusion_gradient_orientation", "TEXT"),
+    ("frame_type", "TEXT"),
+)
+
+
+def _columns(columns: tuple[tuple[str, str], ...]) -> str:
+    return ",\n    ".join(f"{name} {sql_type}" for name, sql_type in columns)
+
+
+_V1: Final = f"""
+CREATE TABLE scan_runs (
+    id {{id}},
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    roots TEXT NOT NULL,
+    files INTEGER, indexed INTEGER, unchanged INTEGER, not_dicom INTEGER,
+    errors INTEGER, ignored INTEGER, missing INTEGER
+);
+CREATE TABLE patients (
+    id {{id}},
+    patient_key TEXT NOT NULL UNIQUE,
+    patient_id TEXT,
+    patient_name TEXT,
+    birth_date TEXT
+);
+CREATE TABLE studies (
+    id {{id}},
+    study_instance_uid TEXT NOT NULL UNIQUE,
+    patient_ref INTEGER NOT NULL REFERENCES patients(id),
+    study_date TEXT,
+    study_time TEXT,
+    study_description TEXT,
+    accession_number TEXT
+);
+CREATE TABLE series (
+    id {{id}},
+    series_instance_uid TEXT NOT NULL UNIQUE,
+    study_ref INTEGER NOT NULL REFERENCES studies(id),
+    series_number INTEGER,
+    series_description TEXT,
+    modality TEXT
+);
+CREATE TABLE files (
+    id {{id}},
+    path TEXT NOT NULL UNIQUE,
+    size BIGINT,
+    mtime_ns BIGINT,
+    inode BIGINT,
+    device BIGINT,
+    state TEXT NOT NULL,
+    code TEXT,
+    message TEXT,
+    last_run INTEGER REFERENCES scan_runs(id)
+);
+CREATE INDEX files_state ON files(state);
+CREATE TABLE file_flags (
+    file_ref INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+    code TEXT NOT NULL,
+    PRIMARY KEY (file_ref, code)
+);
+CREATE TABLE instances (
+    id {{id}},
+    file_ref INTEGER NOT NULL UNIQUE REFERENCES files(id) ON DELETE CASCADE,
+    series_ref INTEGER NOT NULL REFERENCES series(id),
+    duplicate_of INTEGER REFERENCES instances(id) ON DELETE SET NULL,
+    {_columns(INSTANCE_COLUMNS)}
+);
+CREATE INDEX instances_sop ON instances(sop_instance_uid);
+CREATE INDEX instances_series ON instances(series_ref);
+CREATE TABLE frames (
+    instance_ref INTEGER NOT NULL REFERENCES instances(id) ON DELETE CASCADE,
+    {_columns(FRAME_COLUMNS)},
+    PRIMARY KEY (instance_ref, frame_number)
+);
+"""
+
+MIGRATIONS: Final[tuple[str, ...]] = (_V1,)
+"""Migration ``n`` (1-based) takes the schema from version ``n - 1`` to ``n``."""
+
+SCHEMA_VERSION: Final = len(MIGRATIONS)
+
+
+def id_type(dialect: str) -> str:
+    """The SQL for an auto-numbered primary key in ``dialect`` (``sqlite`` or ``postgresql``)."""
+    if dialect == "postgresql":
+        return "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"
+    return "INTEGER PRIMARY KEY"

@@ -1,0 +1,556 @@
+"""The index database. The only module that writes SQL.
+
+SQLite in WAL mode is the embedded default: readers never block the writer, writes
+happen in short ``BEGIN IMMEDIATE`` transactions (one per batch of files), and a busy
+timeout makes two scans of one database wait for each other instead of failing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+from dicomsieve.codes import FileState, FlagCode
+from dicomsieve.errors import IndexDbError
+from dicomsieve.index.schema import (
+    FRAME_COLUMNS,
+    INSTANCE_COLUMNS,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    id_type,
+)
+from dicomsieve.model import FileOutcome, FrameRecord, InstanceRecord, PixelDataInfo
+
+__all__ = ["FileRow", "Index", "SeriesRow", "StoredInstance", "default_db_path"]
+
+_PATIENT_FIELDS: Final = ("patient_id", "patient_name", "patient_birth_date")
+_STUDY_FIELDS: Final = ("study_date", "study_time", "study_description", "accession_number")
+# Instance columns that hold PixelDataInfo fields.
+_PIXEL_COLUMNS: Final = {
+    "pixel_tag": "tag",
+    "pixel_offset": "offset",
+    "pixel_length": "length",
+    "pixel_deflated": "deflated",
+}
+_INSTANCE_FIELD_NAMES: Final = frozenset(f.name for f in fields(InstanceRecord))
+_FRAME_FIELD_NAMES: Final = frozenset(f.name for f in fields(FrameRecord))
+
+
+def default_db_path() -> Path:
+    """``$DICOMSIEVE_DB`` if set, else ``index.sqlite`` in the per-user data directory."""
+    env = os.environ.get("DICOMSIEVE_DB")
+    if env:
+        return Path(env)
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("dicomsieve")) / "index.sqlite"
+
+
+@dataclass(frozen=True, slots=True)
+class FileRow:
+    """What the index knows of one file path."""
+
+    id: int
+    path: str
+    size: int | None
+    mtime_ns: int | None
+    inode: int | None
+    state: str
+    code: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesRow:
+    """One series with its patient and study, for listings."""
+
+    patient_id: str | None
+    patient_name: str | None
+    study_instance_uid: str
+    study_date: str | None
+    study_description: str | None
+    series_instance_uid: str
+    series_number: int | None
+    series_description: str | None
+    modality: str | None
+    instances: int
+    frames: int
+    duplicates: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredInstance:
+    """An indexed instance: its database ids, its file path and its record."""
+
+    instance_id: int
+    file_id: int
+    path: str
+    duplicate_of: int | None
+    record: InstanceRecord
+
+
+def _dumps(value: object) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+def _loads(value: str | None) -> Any:
+    return None if value is None else json.loads(value)
+
+
+def _to_tuple(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _column_value(record: object, name: str) -> object:
+    value = getattr(record, name)
+    if isinstance(value, tuple):
+        return json.dumps(value)
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
+class Index:
+    """An open index database.
+
+    Parameters
+    ----------
+    path
+        The SQLite file; created with its folder when missing.
+
+    Raises
+    ------
+    IndexDbError
+        When the database cannot be opened or migrated.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._series_ids: dict[str, int] = {}
+        self._study_ids: dict[str, int] = {}
+        self._patient_ids: dict[str, int] = {}
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=60)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA busy_timeout=60000")
+            self.conn.execute("PRAGMA foreign_keys=ON")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self._migrate()
+        except (sqlite3.Error, OSError) as exc:
+            raise IndexDbError(f"cannot open the index at {self.path}: {exc}") from exc
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.conn.close()
+
+    def __enter__(self) -> Index:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken up front so that it never fails half-way on a lock."""
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise IndexDbError(f"cannot write to the index: {exc}") from exc
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        try:
+            self.conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise IndexDbError(f"cannot commit to the index: {exc}") from exc
+
+    def _migrate(self) -> None:
+        with self._write() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = db.execute("SELECT MAX(version) FROM schema_version").fetchone()
+            current = row[0] or 0
+            if current > SCHEMA_VERSION:
+                raise IndexDbError(
+                    f"the index has schema version {current}; this dicomsieve knows "
+                    f"{SCHEMA_VERSION}: upgrade dicomsieve"
+                )
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                ddl = MIGRATIONS[version - 1].replace("{id}", id_type("sqlite"))
+                for statement in ddl.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version of this database."""
+        row = self.conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+        return int(row[0] or 0)
+
+    # ----------------------------------------------------------------- scan runs
+
+    def begin_scan(self, roots: Sequence[str]) -> int:
+        """Record the start of a scan; return its id."""
+        with self._write() as db:
+            cursor = db.execute(
+                "INSERT INTO scan_runs (started_at, roots) VALUES (?, ?) RETURNING id",
+                (datetime.now(UTC).isoformat(), json.dumps(list(roots))),
+            )
+            return int(cursor.fetchone()[0])
+
+    def finish_scan(self, run_id: int, counts: dict[str, int]) -> None:
+        """Record the end of a scan with its counts."""
+        with self._write() as db:
+            db.execute(
+                "UPDATE scan_runs SET finished_at = ?, files = ?, indexed = ?, unchanged = ?, "
+                "not_dicom = ?, errors = ?, ignored = ?, missing = ? WHERE id = ?",
+                (
+                    datetime.now(UTC).isoformat(),
+                    counts.get("files", 0),
+                    counts.get("indexed", 0),
+                    counts.get("unchanged", 0),
+                    counts.get("not_dicom", 0),
+                    counts.get("errors", 0),
+                    counts.get("ignored", 0),
+                    counts.get("missing", 0),
+                    run_id,
+                ),
+            )
+
+    def known_files(self, roots: Iterable[str]) -> dict[str, FileRow]:
+        """Every file the index holds at or below each of ``roots`` (absolute paths)."""
+        known: dict[str, FileRow] = {}
+        sql = (
+            "SELECT id, path, size, mtime_ns, inode, state, code FROM files "
+            "WHERE path = ? OR (path >= ? AND path < ?)"
+        )
+        for root in roots:
+            prefix = root.rstrip(os.sep) + os.sep
+            upper = prefix[:-1] + chr(ord(os.sep) + 1)
+            for row in self.conn.execute(sql, (root, prefix, upper)):
+                known[row[1]] = FileRow(*row)
+        return known
+
+    # -------------------------------------------------------------------- writes
+
+    def write_outcomes(self, run_id: int, outcomes: Sequence[FileOutcome]) -> list[FileOutcome]:
+        """Store the outcomes of one batch in one transaction.
+
+        Returns the outcomes as stored: an instance whose SOPInstanceUID another file
+        already holds gets the ``DUPLICATE_SOP_INSTANCE`` flag (the first file stays the
+        original).
+        """
+        stored: list[FileOutcome] = []
+        with self._write() as db:
+            for outcome in outcomes:
+                stored.append(self._write_one(db, run_id, outcome))
+        return stored
+
+    def _write_one(self, db: sqlite3.Connection, run_id: int, outcome: FileOutcome) -> FileOutcome:
+        code = str(outcome.code) if outcome.code is not None else None
+        file_id = int(
+            db.execute(
+                "INSERT INTO files (path, size, mtime_ns, inode, device, state, code, message, "
+                "last_run) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (path) DO UPDATE SET size = excluded.size, "
+                "mtime_ns = excluded.mtime_ns, inode = excluded.inode, device = excluded.device, "
+                "state = excluded.state, code = excluded.code, message = excluded.message, "
+                "last_run = excluded.last_run RETURNING id",
+                (
+                    outcome.path,
+                    outcome.size,
+                    outcome.mtime_ns,
+                    outcome.inode,
+                    outcome.device,
+                    str(outcome.state),
+                    code,
+                    outcome.message,
+                    run_id,
+                ),
+            ).fetchone()[0]
+        )
+        db.execute("DELETE FROM instances WHERE file_ref = ?", (file_id,))
+        flags = list(outcome.flags)
+        record = outcome.instance
+        if record is not None:
+            duplicate_of = db.execute(
+                "SELECT id FROM instances WHERE sop_instance_uid = ? AND file_ref <> ? "
+                "AND duplicate_of IS NULL ORDER BY id LIMIT 1",
+                (record.sop_instance_uid, file_id),
+            ).fetchone()
+            if duplicate_of is not None and FlagCode.DUPLICATE_SOP_INSTANCE not in flags:
+                flags.append(FlagCode.DUPLICATE_SOP_INSTANCE)
+            self._insert_instance(
+                db, file_id, record, None if duplicate_of is None else int(duplicate_of[0])
+            )
+        db.execute("DELETE FROM file_flags WHERE file_ref = ?", (file_id,))
+        db.executemany(
+            "INSERT INTO file_flags (file_ref, code) VALUES (?, ?)",
+            [(file_id, str(flag)) for flag in flags],
+        )
+        if tuple(flags) == outcome.flags:
+            return outcome
+        return FileOutcome(
+            path=outcome.path,
+            state=outcome.state,
+            size=outcome.size,
+            mtime_ns=outcome.mtime_ns,
+            inode=outcome.inode,
+            device=outcome.device,
+            code=outcome.code,
+            message=outcome.message,
+            flags=tuple(flags),
+            instance=outcome.instance,
+        )
+
+    def _series_ref(self, db: sqlite3.Connection, record: InstanceRecord) -> int:
+        series_id = self._series_ids.get(record.series_instance_uid)
+        if series_id is not None:
+            return series_id
+        patient_key = json.dumps([getattr(record, name) for name in _PATIENT_FIELDS])
+        patient_id = self._patient_ids.get(patient_key)
+        if patient_id is None:
+            patient_id = int(
+                db.execute(
+                    "INSERT INTO patients (patient_key, patient_id, patient_name, birth_date) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT (patient_key) DO UPDATE SET "
+                    "patient_key = excluded.patient_key RETURNING id",
+                    (
+                        patient_key,
+                        record.patient_id,
+                        record.patient_name,
+                        record.patient_birth_date,
+                    ),
+                ).fetchone()[0]
+            )
+            self._patient_ids[patient_key] = patient_id
+        study_id = self._study_ids.get(record.study_instance_uid)
+        if study_id is None:
+            study_id = int(
+                db.execute(
+                    "INSERT INTO studies (study_instance_uid, patient_ref, study_date, study_time, "
+                    "study_description, accession_number) VALUES (?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (study_instance_uid) DO UPDATE SET "
+                    "study_instance_uid = excluded.study_instance_uid RETURNING id",
+                    (
+                        record.study_instance_uid,
+                        patient_id,
+                        record.study_date,
+                        record.study_time,
+                        record.study_description,
+                        record.accession_number,
+                    ),
+                ).fetchone()[0]
+            )
+            self._study_ids[record.study_instance_uid] = study_id
+        series_id = int(
+            db.execute(
+                "INSERT INTO series (series_instance_uid, study_ref, series_number, "
+                "series_description, modality) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (series_instance_uid) DO UPDATE SET "
+                "series_instance_uid = excluded.series_instance_uid RETURNING id",
+                (
+                    record.series_instance_uid,
+                    study_id,
+                    record.series_number,
+                    record.series_description,
+                    record.modality,
+                ),
+            ).fetchone()[0]
+        )
+        self._series_ids[record.series_instance_uid] = series_id
+        return series_id
+
+    def _insert_instance(
+        self, db: sqlite3.Connection, file_id: int, record: InstanceRecord, duplicate_of: int | None
+    ) -> None:
+        values: list[object] = [file_id, self._series_ref(db, record), duplicate_of]
+        pixel = record.pixel_data
+        for name, _ in INSTANCE_COLUMNS:
+            if name in _PIXEL_COLUMNS:
+                values.append(None if pixel is None else _column_value(pixel, _PIXEL_COLUMNS[name]))
+            else:
+                values.append(_column_value(record, name))
+        names = ", ".join(
+            ["file_ref", "series_ref", "duplicate_of"] + [n for n, _ in INSTANCE_COLUMNS]
+        )
+        marks = ", ".join("?" * len(values))
+        instance_id = int(
+            db.execute(
+                f"INSERT INTO instances ({names}) VALUES ({marks}) RETURNING id", values
+            ).fetchone()[0]
+        )
+        if record.frames:
+            frame_names = ", ".join(["instance_ref"] + [n for n, _ in FRAME_COLUMNS])
+            frame_marks = ", ".join("?" * (len(FRAME_COLUMNS) + 1))
+            db.executemany(
+                f"INSERT INTO frames ({frame_names}) VALUES ({frame_marks})",
+                [
+                    [instance_id] + [_column_value(frame, n) for n, _ in FRAME_COLUMNS]
+                    for frame in record.frames
+                ],
+            )
+
+    def mark_missing(self, run_id: int, file_ids: Sequence[int]) -> None:
+        """Mark files that were indexed before and are gone now; drop their instances."""
+        with self._write() as db:
+            for file_id in file_ids:
+                db.execute("DELETE FROM instances WHERE file_ref = ?", (file_id,))
+                db.execute(
+                    "UPDATE files SET state = ?, code = NULL, message = NULL, last_run = ? "
+                    "WHERE id = ?",
+                    (str(FileState.MISSING), run_id, file_id),
+                )
+
+    # ------------------------------------------------------------------- queries
+
+    def series_overview(self) -> list[SeriesRow]:
+        """Every series with at least one present instance, with patient and study."""
+        rows = self.conn.execute(
+            "SELECT p.patient_id, p.patient_name, st.study_instance_uid, st.study_date, "
+            "st.study_description, se.series_instance_uid, se.series_number, "
+            "se.series_description, se.modality, COUNT(i.id), "
+            "SUM(CASE WHEN i.number_of_frames > 1 THEN i.number_of_frames ELSE 1 END), "
+            "SUM(CASE WHEN i.duplicate_of IS NULL THEN 0 ELSE 1 END) "
+            "FROM series se JOIN studies st ON st.id = se.study_ref "
+            "JOIN patients p ON p.id = st.patient_ref "
+            "JOIN instances i ON i.series_ref = se.id "
+            "GROUP BY p.patient_id, p.patient_name, st.study_instance_uid, st.study_date, "
+            "st.study_description, se.series_instance_uid, se.series_number, "
+            "se.series_description, se.modality "
+            "ORDER BY p.patient_name, p.patient_id, st.study_date, st.study_instance_uid, "
+            "se.series_number, se.series_instance_uid"
+        ).fetchall()
+        return [SeriesRow(*row) for row in rows]
+
+    def state_counts(self) -> dict[str, int]:
+        """How many files are in each state."""
+        return {
+            str(state): int(count)
+            for state, count in self.conn.execute(
+                "SELECT state, COUNT(*) FROM files GROUP BY state"
+            )
+        }
+
+    def files(self) -> list[FileRow]:
+        """Every file row, by path."""
+        return [
+            FileRow(*row)
+            for row in self.conn.execute(
+                "SELECT id, path, size, mtime_ns, inode, state, code FROM files ORDER BY path"
+            )
+        ]
+
+    def file_flags(self, path: str) -> list[str]:
+        """The flags recorded for one file."""
+        return [
+            row[0]
+            for row in self.conn.execute(
+                "SELECT ff.code FROM file_flags ff JOIN files f ON f.id = ff.file_ref "
+                "WHERE f.path = ? ORDER BY ff.code",
+                (path,),
+            )
+        ]
+
+    def instances(self, series_instance_uid: str | None = None) -> list[StoredInstance]:
+        """Indexed instances with their records, optionally of one series."""
+        names = [n for n, _ in INSTANCE_COLUMNS]
+        select = ", ".join(f"i.{n}" for n in names)
+        sql = (
+            f"SELECT i.id, f.id, f.path, i.duplicate_of, se.series_instance_uid, "
+            f"st.study_instance_uid, p.patient_id, p.patient_name, p.birth_date, "
+            f"st.study_date, st.study_time, st.study_description, st.accession_number, {select} "
+            "FROM instances i JOIN files f ON f.id = i.file_ref "
+            "JOIN series se ON se.id = i.series_ref JOIN studies st ON st.id = se.study_ref "
+            "JOIN patients p ON p.id = st.patient_ref"
+        )
+        params: tuple[object, ...] = ()
+        if series_instance_uid is not None:
+            sql += " WHERE se.series_instance_uid = ?"
+            params = (series_instance_uid,)
+        sql += " ORDER BY f.path"
+        rows = self.conn.execute(sql, params).fetchall()
+        frames = self._frames([int(row[0]) for row in rows])
+        result = []
+        for row in rows:
+            values = dict(zip(names, row[13:], strict=True))
+            pixel = None
+            if values["pixel_tag"] is not None:
+                pixel = PixelDataInfo(
+                    tag=values["pixel_tag"],
+                    offset=values["pixel_offset"],
+                    length=values["pixel_length"],
+                    deflated=bool(values["pixel_deflated"]),
+                )
+            kwargs = {
+                name: _to_tuple(_loads(value)) if sql_type == "TEXT" and _is_json(name) else value
+                for (name, sql_type), value in zip(INSTANCE_COLUMNS, row[13:], strict=True)
+                if name in _INSTANCE_FIELD_NAMES
+            }
+            kwargs["has_referenced_image_sequence"] = bool(kwargs["has_referenced_image_sequence"])
+            record = InstanceRecord(
+                series_instance_uid=row[4],
+                study_instance_uid=row[5],
+                patient_id=row[6],
+                patient_name=row[7],
+                patient_birth_date=row[8],
+                study_date=row[9],
+                study_time=row[10],
+                study_description=row[11],
+                accession_number=row[12],
+                pixel_data=pixel,
+                frames=frames.get(int(row[0]), ()),
+                **kwargs,
+            )
+            result.append(StoredInstance(int(row[0]), int(row[1]), row[2], row[3], record))
+        return result
+
+    def _frames(self, instance_ids: list[int]) -> dict[int, tuple[FrameRecord, ...]]:
+        if not instance_ids:
+            return {}
+        names = [n for n, _ in FRAME_COLUMNS]
+        out: dict[int, list[FrameRecord]] = {}
+        wanted = set(instance_ids)
+        sql = (
+            f"SELECT instance_ref, {', '.join(names)} FROM frames "
+            "ORDER BY instance_ref, frame_number"
+        )
+        for row in self.conn.execute(sql):
+            if row[0] not in wanted:
+                continue
+            kwargs = {
+                name: _to_tuple(_loads(value)) if _is_json(name) else value
+                for name, value in zip(names, row[1:], strict=True)
+                if name in _FRAME_FIELD_NAMES
+            }
+            out.setdefault(int(row[0]), []).append(FrameRecord(**kwargs))
+        return {key: tuple(value) for key, value in out.items()}
+
+
+_JSON_COLUMNS: Final = frozenset(
+    {
+        "image_type",
+        "image_position",
+        "image_orientation",
+        "pixel_spacing",
+        "window_center",
+        "window_width",
+        "echo_numbers",
+        "diffusion_gradient_orientation",
+        "dimension_index_values",
+        "frame_type",
+    }
+)
+
+
+def _is_json(name: str) -> bool:
+    return name in _JSON_COLUMNS

@@ -1,0 +1,447 @@
+"""A fast DICOM header reader for the common encodings.
+
+It reads the file meta group and the dataset up to the pixel data, keeping only the
+tags named in :mod:`dicomsieve.scan.tags`. Elements it does not need are skipped by
+their length without being read; only sequences of undefined length are walked.
+It handles explicit and implicit VR little endian, explicit VR big endian, and
+deflated datasets (inflated here, up to a cap). Anything it does not understand raises
+:class:`Fallback`, and the caller hands the file to pydicom. Problems it is sure of
+(a length past the end of the file, nesting too deep, a deflate bomb) raise
+:class:`ReadFailure` with a code.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from dataclasses import dataclass
+from typing import Final
+
+from dicomsieve.codes import ErrorCode
+from dicomsieve.model import PixelDataInfo
+from dicomsieve.scan.tags import (
+    CHARSET_VRS,
+    PIXEL_DATA_TAGS,
+    PRESENCE,
+    SPECIFIC_CHARACTER_SET,
+    TEXT_VRS,
+    TOP_LEVEL_SPEC,
+    TRANSFER_SYNTAX_UID,
+    VR_OF,
+    HeaderTree,
+    Spec,
+)
+from dicomsieve.scan.values import BINARY_FORMATS, clean_text, decode_binary, normalize_components
+
+__all__ = [
+    "Fallback",
+    "ParsedHeader",
+    "ReadFailure",
+    "Window",
+    "dataset_encoding",
+    "inflate",
+    "parse_header",
+]
+
+IMPLICIT_LE: Final = "1.2.840.10008.1.2"
+EXPLICIT_LE: Final = "1.2.840.10008.1.2.1"
+DEFLATED_LE: Final = "1.2.840.10008.1.2.1.99"
+EXPLICIT_BE: Final = "1.2.840.10008.1.2.2"
+UNDEFINED: Final = 0xFFFFFFFF
+ITEM: Final = 0xFFFEE000
+ITEM_END: Final = 0xFFFEE00D
+SEQUENCE_END: Final = 0xFFFEE0DD
+
+_LONG_VRS: Final = frozenset(
+    {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT", b"SV", b"UV"}
+)
+_SHORT_VRS: Final = frozenset(
+    {b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FL", b"FD", b"IS", b"LO", b"LT"}
+    | {b"PN", b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL", b"US"}
+)
+# Single-valued character sets whose bytes decode with one Python codec.
+_SIMPLE_CHARSETS: Final[dict[str, str]] = {
+    "": "latin_1",
+    "ISO_IR 6": "latin_1",
+    "ISO_IR 100": "latin_1",
+    "ISO_IR 101": "iso8859_2",
+    "ISO_IR 109": "iso8859_3",
+    "ISO_IR 110": "iso8859_4",
+    "ISO_IR 144": "iso_ir_144",
+    "ISO_IR 127": "iso_ir_127",
+    "ISO_IR 126": "iso_ir_126",
+    "ISO_IR 138": "iso_ir_138",
+    "ISO_IR 148": "iso_ir_148",
+    "ISO_IR 166": "iso_ir_166",
+    "ISO_IR 192": "UTF8",
+    "GB18030": "GB18030",
+    "GBK": "GBK",
+}
+
+
+class Fallback(Exception):
+    """The fast reader does not handle this file; pydicom should read it."""
+
+
+class ReadFailure(Exception):
+    """A file that cannot be indexed, with its code. The message has no patient data."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def dataset_encoding(transfer_syntax: str | None) -> tuple[bool, bool, bool]:
+    """Return ``(little_endian, explicit_vr, deflated)`` for a transfer syntax UID.
+
+    Raises :class:`Fallback` for a missing or unknown transfer syntax.
+    """
+    if transfer_syntax == IMPLICIT_LE:
+        return True, False, False
+    if transfer_syntax == EXPLICIT_LE:
+        return True, True, False
+    if transfer_syntax == DEFLATED_LE:
+        return True, True, True
+    if transfer_syntax == EXPLICIT_BE:
+        return False, True, False
+    if transfer_syntax and transfer_syntax.startswith(
+        ("1.2.840.10008.1.2.4.", "1.2.840.10008.1.2.5")
+    ):
+        return True, True, False  # encapsulated pixel data, explicit VR LE dataset
+    raise Fallback("unknown transfer syntax")
+
+
+class Window:
+    """Bytes of a file, read on demand in chunks, addressed by absolute offset."""
+
+    __slots__ = ("base", "buf", "chunk", "fd", "size")
+
+    def __init__(self, fd: int | None, size: int, first: bytes, chunk: int) -> None:
+        self.fd = fd
+        self.size = size
+        self.buf = first
+        self.base = 0
+        self.chunk = chunk
+
+    @classmethod
+    def of_bytes(cls, data: bytes) -> Window:
+        """A window over bytes already in memory (an inflated dataset)."""
+        return cls(None, len(data), data, len(data) or 1)
+
+    def need(self, pos: int, n: int, what: str) -> None:
+        """Make ``[pos, pos + n)`` available in ``buf`` or raise ``PARSE_TRUNCATED``."""
+        if pos + n > self.size:
+            raise ReadFailure(
+                ErrorCode.PARSE_TRUNCATED,
+                f"{what} at byte {pos} needs {n} bytes; the file has {self.size}",
+            )
+        if pos >= self.base and pos + n <= self.base + len(self.buf):
+            return
+        if self.fd is None:  # pragma: no cover - an in-memory window holds everything
+            raise ReadFailure(ErrorCode.PARSE_TRUNCATED, f"{what} at byte {pos}: out of range")
+        length = max(n, self.chunk)
+        data = os.pread(self.fd, length, pos)
+        if len(data) < n:
+            raise ReadFailure(
+                ErrorCode.PARSE_TRUNCATED, f"{what} at byte {pos}: the file ended early"
+            )
+        self.buf = data
+        self.base = pos
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedHeader:
+    """What a header reader found: the tree, the transfer syntax and the pixel data."""
+
+    tree: HeaderTree
+    transfer_syntax: str | None
+    media_storage_sop_class: str | None
+    pixel: PixelDataInfo | None
+    has_preamble: bool
+    dataset_bytes: bytes | None = None
+    """The inflated dataset of a deflated file (pixel data offsets refer to it)."""
+
+
+class _Parser:
+    """Walks elements of one dataset encoding; keeps raw values of wanted tags."""
+
+    def __init__(
+        self, win: Window, little: bool, explicit: bool, max_depth: int, stop_at_pixels: bool
+    ) -> None:
+        self.win = win
+        self.little = little
+        self.explicit = explicit
+        self.max_depth = max_depth
+        self.stop_at_pixels = stop_at_pixels
+        e = "<" if little else ">"
+        self.tag_fmt = struct.Struct(f"{e}HH")
+        self.u16 = struct.Struct(f"{e}H")
+        self.u32 = struct.Struct(f"{e}I")
+        self.pixel: tuple[int, int, int | None] | None = None
+
+    def dataset(self, pos: int, end: int | None, spec: Spec, depth: int) -> tuple[HeaderTree, int]:
+        """Parse elements from ``pos`` to ``end`` (or to an item delimiter when ``None``)."""
+        win = self.win
+        tree: HeaderTree = {}
+        explicit = self.explicit
+        top = depth == 0
+        limit = win.size if end is None else end
+        while pos < limit:
+            win.need(pos, 8, "element header")
+            off = pos - win.base
+            group, elem = self.tag_fmt.unpack_from(win.buf, off)
+            tag = group << 16 | elem
+            if group == 0xFFFE:
+                if tag == ITEM_END and end is None and not top:
+                    return tree, pos + 8
+                raise Fallback(f"unexpected delimiter ({group:04X},{elem:04X}) at byte {pos}")
+            if explicit:
+                vr_bytes = win.buf[off + 4 : off + 6]
+                if vr_bytes in _LONG_VRS:
+                    win.need(pos, 12, "element header")
+                    off = pos - win.base
+                    length = self.u32.unpack_from(win.buf, off + 8)[0]
+                    vpos = pos + 12
+                elif vr_bytes in _SHORT_VRS:
+                    length = self.u16.unpack_from(win.buf, off + 6)[0]
+                    vpos = pos + 8
+                else:
+                    raise Fallback(f"unknown VR at byte {pos}")
+                vr = vr_bytes.decode("ascii")
+                if vr == "UN":
+                    vr = VR_OF.get(tag, "UN")
+                    if length == UNDEFINED:
+                        raise Fallback("UN element of undefined length")
+            else:
+                length = self.u32.unpack_from(win.buf, off + 4)[0]
+                vpos = pos + 8
+                vr = VR_OF.get(tag, "SQ" if length == UNDEFINED else "UN")
+            if tag in PIXEL_DATA_TAGS and top:
+                self.pixel = (tag, vpos, None if length == UNDEFINED else length)
+                if self.stop_at_pixels:
+                    return tree, pos
+            want = spec.get(tag, _SKIP)
+            if length == UNDEFINED:
+                if vr != "SQ":
+                    raise Fallback(f"undefined length for VR {vr} at byte {pos}")
+                sub = want if isinstance(want, dict) else {}
+                items, pos = self.sequence(vpos, None, sub, depth + 1)
+                if want is PRESENCE:
+                    tree[tag] = True
+                elif isinstance(want, dict):
+                    tree[tag] = items
+                continue
+            if vpos + length > win.size:
+                raise ReadFailure(
+                    ErrorCode.PARSE_TRUNCATED,
+                    f"element ({group:04X},{elem:04X}) at byte {pos} declares {length} bytes; "
+                    f"only {win.size - vpos} remain in the file",
+                )
+            if want is _SKIP:
+                pos = vpos + length
+                continue
+            if want is PRESENCE:
+                tree[tag] = True
+            elif isinstance(want, dict):
+                if vr != "SQ":
+                    raise Fallback(f"expected a sequence at byte {pos}")
+                tree[tag], _ = self.sequence(vpos, vpos + length, want, depth + 1)
+            else:
+                win.need(vpos, length, "element value")
+                voff = vpos - win.base
+                tree[tag] = (vr, win.buf[voff : voff + length])
+            pos = vpos + length
+        if end is None and not top:
+            raise ReadFailure(ErrorCode.PARSE_TRUNCATED, "an item of undefined length never ends")
+        return tree, pos
+
+    def sequence(
+        self, pos: int, end: int | None, spec: Spec, depth: int
+    ) -> tuple[tuple[HeaderTree, ...], int]:
+        """Parse the items of a sequence; returns the kept trees and the end position."""
+        if depth > self.max_depth:
+            raise ReadFailure(
+                ErrorCode.PARSE_TOO_DEEP,
+                f"sequences nested deeper than {self.max_depth} levels at byte {pos}",
+            )
+        win = self.win
+        items: list[HeaderTree] = []
+        limit = win.size if end is None else end
+        while pos < limit:
+            win.need(pos, 8, "item header")
+            off = pos - win.base
+            group, elem = self.tag_fmt.unpack_from(win.buf, off)
+            tag = group << 16 | elem
+            length = self.u32.unpack_from(win.buf, off + 4)[0]
+            if tag == SEQUENCE_END:
+                return tuple(items), pos + 8
+            if tag != ITEM:
+                raise Fallback(f"expected an item tag at byte {pos}")
+            if length == UNDEFINED:
+                item, pos = self.dataset(pos + 8, None, spec, depth)
+            else:
+                if pos + 8 + length > win.size:
+                    raise ReadFailure(
+                        ErrorCode.PARSE_TRUNCATED,
+                        f"item at byte {pos} declares {length} bytes; "
+                        f"only {win.size - pos - 8} remain",
+                    )
+                if spec:
+                    item, _ = self.dataset(pos + 8, pos + 8 + length, spec, depth)
+                else:
+                    item = {}
+                pos += 8 + length
+            items.append(item)
+        if end is None:
+            raise ReadFailure(
+                ErrorCode.PARSE_TRUNCATED, "a sequence of undefined length never ends"
+            )
+        return tuple(items), pos
+
+
+_SKIP: Final = object()
+MEDIA_SOP_CLASS: Final = 0x00020002
+_META_SPEC: Final[Spec] = {TRANSFER_SYNTAX_UID: None, MEDIA_SOP_CLASS: None}
+
+
+def _decode_tree(tree: HeaderTree, little: bool, codec: str) -> HeaderTree:
+    """Turn raw ``(vr, bytes)`` values into normalized values, recursively."""
+    out: HeaderTree = {}
+    for tag, value in tree.items():
+        if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], bytes):
+            vr, raw = value
+            if vr in TEXT_VRS or vr in ("DS", "IS"):
+                text = raw.decode(codec if vr in CHARSET_VRS else "latin_1", errors="replace")
+                if vr in ("DS", "IS"):
+                    out[tag] = normalize_components(vr, text.split("\\"))
+                else:
+                    out[tag] = clean_text(text, vr)
+            elif vr in BINARY_FORMATS:
+                out[tag] = decode_binary(vr, raw, little)
+            # other VRs (OB, UN without a known VR, ...) are not kept
+        elif isinstance(value, tuple):
+            out[tag] = tuple(_decode_tree(item, little, codec) for item in value)
+        else:
+            out[tag] = value
+    return out
+
+
+def _charset_codec(tree: HeaderTree) -> str:
+    raw = tree.get(SPECIFIC_CHARACTER_SET)
+    if raw is None:
+        return "latin_1"
+    assert isinstance(raw, tuple)
+    terms = clean_text(raw[1].decode("latin_1"), "CS")
+    if len(terms) > 1 or (terms and terms[0] not in _SIMPLE_CHARSETS):
+        raise Fallback("character set needs code extensions")
+    return _SIMPLE_CHARSETS[terms[0] if terms else ""]
+
+
+def _read_meta(win: Window, pos: int) -> tuple[str | None, str | None, int]:
+    """Read the file meta group (always explicit VR little endian).
+
+    Returns the transfer syntax, the media storage SOP class and the dataset's offset.
+    """
+    parser = _Parser(win, True, True, 2, stop_at_pixels=True)
+    meta: HeaderTree = {}
+    while pos < win.size:
+        win.need(pos, 2, "file meta element")
+        group = struct.unpack_from("<H", win.buf, pos - win.base)[0]
+        if group != 0x0002:
+            break
+        element_tree, pos = _one_element(parser, pos)
+        meta.update(element_tree)
+    decoded = _decode_tree(meta, True, "latin_1")
+    return _first_str(decoded, TRANSFER_SYNTAX_UID), _first_str(decoded, MEDIA_SOP_CLASS), pos
+
+
+def _first_str(tree: HeaderTree, tag: int) -> str | None:
+    value = tree.get(tag)
+    if isinstance(value, tuple) and value and isinstance(value[0], str):
+        return value[0]
+    return None
+
+
+def _one_element(parser: _Parser, pos: int) -> tuple[HeaderTree, int]:
+    """Parse exactly one element at ``pos`` (used for the file meta group)."""
+    win = parser.win
+    win.need(pos, 8, "file meta element")
+    off = pos - win.base
+    vr_bytes = win.buf[off + 4 : off + 6]
+    if vr_bytes in _LONG_VRS:
+        win.need(pos, 12, "file meta element")
+        length = struct.unpack_from("<I", win.buf, pos - win.base + 8)[0]
+        end = pos + 12 + length
+    elif vr_bytes in _SHORT_VRS:
+        length = struct.unpack_from("<H", win.buf, off + 6)[0]
+        end = pos + 8 + length
+    else:
+        raise Fallback("file meta element with an unknown VR")
+    if length == UNDEFINED:
+        raise Fallback("file meta element of undefined length")
+    tree, _ = parser.dataset(pos, end, _META_SPEC, 0)
+    return tree, end
+
+
+def inflate(win: Window, start: int, cap: int) -> bytes:
+    """Inflate the raw deflate stream from ``start`` to the end of the file, up to ``cap``."""
+    win.need(start, win.size - start, "deflated dataset")
+    stream = win.buf[start - win.base :]
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    try:
+        data = inflater.decompress(stream, cap + 1)
+    except zlib.error as exc:
+        raise ReadFailure(ErrorCode.PARSE_DEFLATE_ERROR, f"bad deflate stream: {exc}") from None
+    if len(data) > cap:
+        raise ReadFailure(
+            ErrorCode.PARSE_DEFLATE_LIMIT,
+            f"the deflated dataset inflates past {cap} bytes "
+            f"(file: {win.size} bytes); refused as a possible deflate bomb",
+        )
+    return data
+
+
+def parse_header(
+    win: Window, *, max_depth: int, inflate_cap: int, raw_explicit: bool | None = None
+) -> ParsedHeader:
+    """Parse a Part 10 file (or a raw dataset when ``raw_explicit`` is not ``None``).
+
+    Parameters
+    ----------
+    win
+        The file's bytes.
+    max_depth
+        Deepest sequence nesting accepted.
+    inflate_cap
+        Most bytes a deflated dataset may inflate to.
+    raw_explicit
+        ``None`` for a Part 10 file with preamble and meta; otherwise the file is a raw
+        little endian dataset with explicit (``True``) or implicit (``False``) VR.
+
+    Raises
+    ------
+    Fallback
+        For anything this reader does not handle.
+    ReadFailure
+        For a file that is certainly broken.
+    """
+    if raw_explicit is None:
+        ts, media_class, pos = _read_meta(win, 132)
+        little, explicit, deflated = dataset_encoding(ts)
+    else:
+        ts, media_class, pos = None, None, 0
+        little, explicit, deflated = True, raw_explicit, False
+    dataset_bytes = None
+    if deflated:
+        dataset_bytes = inflate(win, pos, inflate_cap)
+        win, pos = Window.of_bytes(dataset_bytes), 0
+    parser = _Parser(win, little, explicit, max_depth, stop_at_pixels=True)
+    raw_tree, _ = parser.dataset(pos, None, TOP_LEVEL_SPEC, 0)
+    tree = _decode_tree(raw_tree, little, _charset_codec(raw_tree))
+    pixel = None
+    if parser.pixel is not None:
+        tag, offset, length = parser.pixel
+        pixel = PixelDataInfo(tag=tag, offset=offset, length=length, deflated=deflated)
+    return ParsedHeader(tree, ts, media_class, pixel, raw_explicit is None, dataset_bytes)

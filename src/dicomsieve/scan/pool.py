@@ -1,0 +1,223 @@
+"""Worker processes that read files, isolated so that one bad file costs one file.
+
+Each worker gets batches of paths through its own pipe and answers with one list of
+outcomes per batch. Before each file it writes the file's index in the batch and the
+time into shared memory, so that the parent knows which file a worker was reading when
+it died (``WORKER_CRASH``) or ran past ``Settings.file_timeout_s`` (``PARSE_TIMEOUT``,
+the worker is killed). The other files of that batch are read again by a fresh worker.
+Each worker limits its own address space (``RLIMIT_AS``) so that a runaway allocation
+becomes ``PARSE_MEMORY`` instead of an out-of-memory kill of the machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import multiprocessing.connection
+import os
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from multiprocessing.sharedctypes import Synchronized
+from typing import Any
+
+from dicomsieve.codes import ErrorCode, FileState
+from dicomsieve.model import FileOutcome
+from dicomsieve.scan.read import read_file
+from dicomsieve.settings import Settings
+
+__all__ = ["read_in_workers"]
+
+_IDLE = -1
+
+
+def _limit_memory(megabytes: int) -> None:
+    if megabytes <= 0:
+        return
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on POSIX
+        return
+    # The limit is on top of what the process already maps (interpreter, libraries).
+    current = 0
+    try:
+        with open("/proc/self/statm") as statm:
+            current = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:  # pragma: no cover - no /proc
+        current = 512 * 1024 * 1024
+    limit = current + megabytes * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def _worker_main(
+    conn: multiprocessing.connection.Connection,
+    settings: Settings,
+    current: Synchronized[int],
+    started: Synchronized[float],
+) -> None:
+    _limit_memory(settings.worker_memory_mb)
+    while True:
+        try:
+            batch = conn.recv()
+        except EOFError:
+            return
+        if batch is None:
+            return
+        results = []
+        for index, path in enumerate(batch):
+            started.value = time.monotonic()
+            current.value = index
+            results.append(read_file(path, settings))
+        current.value = _IDLE
+        conn.send(results)
+
+
+@dataclass
+class _Worker:
+    process: Any
+    conn: multiprocessing.connection.Connection
+    current: Synchronized[int]
+    started: Synchronized[float]
+    batch: list[str] | None = None
+
+
+@dataclass
+class _Pool:
+    settings: Settings
+    ctx: Any
+    workers: list[_Worker] = field(default_factory=list)
+
+    def start_worker(self) -> _Worker:
+        parent, child = self.ctx.Pipe()
+        current = self.ctx.Value("q", _IDLE, lock=False)
+        started = self.ctx.Value("d", 0.0, lock=False)
+        process = self.ctx.Process(
+            target=_worker_main,
+            args=(child, self.settings, current, started),
+            daemon=True,
+            name="dicomsieve-reader",
+        )
+        process.start()
+        child.close()
+        worker = _Worker(process, parent, current, started)
+        self.workers.append(worker)
+        return worker
+
+    def retire(self, worker: _Worker, kill: bool) -> None:
+        if kill and worker.process.is_alive():
+            worker.process.kill()
+        worker.process.join(timeout=5)
+        worker.conn.close()
+        self.workers.remove(worker)
+
+    def stop(self) -> None:
+        for worker in list(self.workers):
+            with contextlib.suppress(OSError):
+                worker.conn.send(None)
+        for worker in list(self.workers):
+            worker.process.join(timeout=2)
+            self.retire(worker, kill=True)
+
+
+def _failed(path: str, code: ErrorCode, message: str) -> FileOutcome:
+    return FileOutcome(path=path, state=FileState.ERROR, code=code, message=message)
+
+
+def _context() -> Any:
+    if "forkserver" not in multiprocessing.get_all_start_methods():  # pragma: no cover
+        return multiprocessing.get_context("spawn")
+    # forkserver: workers fork from a clean server process, not from a parent that
+    # may hold threads (progress bars) or database connections.
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["dicomsieve.scan.read"])
+    return ctx
+
+
+def read_in_workers(paths: Iterable[str], settings: Settings) -> Iterator[list[FileOutcome]]:
+    """Read ``paths`` in worker processes; yield outcomes in batches, in no set order.
+
+    Every path yields exactly one outcome, whatever happens to the workers.
+    """
+    pending: deque[list[str]] = deque()
+    source = iter(paths)
+    exhausted = False
+
+    def refill() -> None:
+        nonlocal exhausted
+        while not exhausted and len(pending) < 2 * settings.worker_count:
+            batch: list[str] = []
+            for path in source:
+                batch.append(path)
+                if len(batch) >= settings.batch_size:
+                    break
+            if len(batch) < settings.batch_size:
+                exhausted = True
+            if batch:
+                pending.append(batch)
+
+    pool = _Pool(settings, _context())
+    try:
+        refill()
+        for _ in range(min(settings.worker_count, max(len(pending), 1))):
+            pool.start_worker()
+        while True:
+            refill()
+            for worker in list(pool.workers):
+                if worker.batch is None and pending:
+                    worker.batch = pending.popleft()
+                    try:
+                        worker.conn.send(worker.batch)
+                    except OSError:  # died while idle: nothing of this batch was read
+                        pending.appendleft(worker.batch)
+                        pool.retire(worker, kill=True)
+                        pool.start_worker()
+            busy = [w for w in pool.workers if w.batch is not None]
+            if not busy:
+                if not pending and exhausted:
+                    return
+                while len(pool.workers) < settings.worker_count and pending:
+                    pool.start_worker()
+                continue
+            handles: list[Any] = [w.conn for w in busy] + [w.process.sentinel for w in busy]
+            ready = multiprocessing.connection.wait(handles, timeout=0.25)
+            for worker in busy:
+                if worker.conn in ready:
+                    try:
+                        results: list[FileOutcome] = worker.conn.recv()
+                    except (EOFError, OSError):
+                        yield from _lost_worker(pool, worker, pending, ErrorCode.WORKER_CRASH)
+                        continue
+                    worker.batch = None
+                    yield results
+                elif worker.process.sentinel in ready:
+                    yield from _lost_worker(pool, worker, pending, ErrorCode.WORKER_CRASH)
+                elif (
+                    worker.current.value != _IDLE
+                    and time.monotonic() - worker.started.value > settings.file_timeout_s
+                ):
+                    yield from _lost_worker(pool, worker, pending, ErrorCode.PARSE_TIMEOUT)
+    finally:
+        pool.stop()
+
+
+def _lost_worker(
+    pool: _Pool, worker: _Worker, pending: deque[list[str]], code: ErrorCode
+) -> Iterator[list[FileOutcome]]:
+    """Give the file a worker was reading its error; queue the rest of its batch again."""
+    batch = worker.batch or []
+    index = worker.current.value
+    pool.retire(worker, kill=True)
+    if 0 <= index < len(batch):
+        message = (
+            f"reading took longer than {pool.settings.file_timeout_s:g} s"
+            if code is ErrorCode.PARSE_TIMEOUT
+            else "the reader process died while reading this file"
+        )
+        yield [_failed(batch[index], code, message)]
+        rest = batch[:index] + batch[index + 1 :]
+    else:
+        rest = batch
+    if rest:
+        pending.appendleft(rest)
+    pool.start_worker()

@@ -1,0 +1,232 @@
+"""Read one file into a :class:`~dicomsieve.model.FileOutcome`. Never raises for a bad file.
+
+The steps: open without blocking (a FIFO swapped in after the walk cannot hang us),
+check it is a regular file, sniff the first bytes (Part 10 preamble and ``DICM``, or a
+plausible raw dataset), parse the header with the fast reader (pydicom when it hands
+over), build the record, then check that the pixel data fits in the file.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import struct
+from dataclasses import replace
+from typing import Final
+
+from dicomsieve.codes import ErrorCode, FileState, FlagCode, IgnoreRule
+from dicomsieve.model import FileOutcome, InstanceRecord
+from dicomsieve.scan.fastread import Fallback, ParsedHeader, ReadFailure, Window, parse_header
+from dicomsieve.scan.pydread import read_with_pydicom
+from dicomsieve.scan.record import build_instance
+from dicomsieve.settings import Settings
+
+__all__ = ["read_file", "sniff"]
+
+MEDIA_STORAGE_DIRECTORY: Final = "1.2.840.10008.1.3.10"
+_EXECUTABLE_MAGICS: Final = (
+    b"MZ",  # PE (Windows)
+    b"\x7fELF",
+    b"\xfe\xed\xfa\xce",  # Mach-O, both byte orders and widths
+    b"\xfe\xed\xfa\xcf",
+    b"\xce\xfa\xed\xfe",
+    b"\xcf\xfa\xed\xfe",
+    b"\xca\xfe\xba\xbe",  # Mach-O universal binary
+)
+_VRS: Final = frozenset(
+    b"AE AS AT CS DA DS DT FL FD IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI "
+    b"UL UN UR US UT UV".split()
+)
+
+
+def sniff(head: bytes) -> tuple[str, bool | None]:
+    """Classify the first bytes of a file.
+
+    Returns
+    -------
+    tuple
+        ``("part10", None)`` for a preamble followed by ``DICM``; ``("raw", explicit)``
+        for a plausible little endian dataset without preamble, where ``explicit`` tells
+        the VR encoding; ``("not_dicom", None)`` otherwise.
+    """
+    if len(head) >= 132 and head[128:132] == b"DICM":
+        return "part10", None
+    if len(head) < 8:
+        return "not_dicom", None
+    group, element = struct.unpack_from("<HH", head)
+    # A raw dataset starts with a group 0008 element (identifying information).
+    if group != 0x0008 or element > 0x0100:
+        return "not_dicom", None
+    if head[4:6] in _VRS:
+        return "raw", True
+    length = struct.unpack_from("<I", head, 4)[0]
+    if length <= 0x400:
+        return "raw", False
+    return "not_dicom", None
+
+
+def _error(
+    base: FileOutcome, code: ErrorCode, message: str, flags: tuple[FlagCode, ...] = ()
+) -> FileOutcome:
+    return replace(base, state=FileState.ERROR, code=code, message=message, flags=flags)
+
+
+def _check_pixels(fd: int, size: int, header: ParsedHeader, record: InstanceRecord) -> None:
+    """Raise ReadFailure when the pixel data does not fit in the file."""
+    pixel = header.pixel
+    if pixel is None:
+        return
+    available = len(header.dataset_bytes) if header.dataset_bytes is not None else size
+    if pixel.length is not None:
+        if pixel.offset + pixel.length > available:
+            raise ReadFailure(
+                ErrorCode.PARSE_TRUNCATED,
+                f"pixel data declares {pixel.length} bytes at byte {pixel.offset}; "
+                f"the file has {available - pixel.offset} left",
+            )
+        expected = _expected_native_bytes(record)
+        if expected is not None and pixel.length < expected:
+            raise ReadFailure(
+                ErrorCode.PIXEL_DATA_SHORT,
+                f"pixel data has {pixel.length} bytes; Rows x Columns x frames x samples x "
+                f"bits promise {expected}",
+            )
+        return
+    if header.dataset_bytes is not None:
+        return  # encapsulated inside a deflated stream: checked when decoding
+    _check_fragments(fd, size, pixel.offset)
+
+
+def _expected_native_bytes(record: InstanceRecord) -> int | None:
+    if record.transfer_syntax_uid and record.transfer_syntax_uid.startswith(
+        ("1.2.840.10008.1.2.4.", "1.2.840.10008.1.2.5")
+    ):
+        return None
+    rows, cols, bits = record.rows, record.columns, record.bits_allocated
+    if not rows or not cols or not bits:
+        return None
+    frames = max(record.number_of_frames or 1, 1)
+    samples = max(record.samples_per_pixel or 1, 1)
+    total_bits = rows * cols * frames * samples * bits
+    return (total_bits + 7) // 8
+
+
+def _check_fragments(fd: int, size: int, offset: int) -> None:
+    """Walk the items of encapsulated pixel data; raise if they run past the file."""
+    if size - offset >= 8 and os.pread(fd, 8, size - 8) == b"\xfe\xff\xdd\xe0\x00\x00\x00\x00":
+        return  # the usual case: the file ends with the sequence delimiter
+    pos = offset
+    while pos + 8 <= size:
+        header = os.pread(fd, 8, pos)
+        group, element, length = struct.unpack("<HHI", header)
+        if (group, element) == (0xFFFE, 0xE0DD):
+            return
+        if (group, element) != (0xFFFE, 0xE000) or length == 0xFFFFFFFF:
+            raise ReadFailure(
+                ErrorCode.PARSE_STRUCTURE, f"bad item in encapsulated pixel data at byte {pos}"
+            )
+        pos += 8 + length
+    raise ReadFailure(
+        ErrorCode.PARSE_TRUNCATED,
+        f"encapsulated pixel data runs past the end of the file ({size} bytes)",
+    )
+
+
+def read_file(path: str, settings: Settings) -> FileOutcome:
+    """Look at one file and return its outcome. Never raises for a bad file.
+
+    Parameters
+    ----------
+    path
+        The file to read. It is opened read-only and never modified.
+    settings
+        Limits (header chunk size, deflate cap, nesting depth).
+
+    Returns
+    -------
+    FileOutcome
+        ``indexed`` with an :class:`~dicomsieve.model.InstanceRecord`, ``not_dicom``,
+        ``ignored`` (not a regular file, a media directory) or ``error`` with a code.
+    """
+    base = FileOutcome(path=path, state=FileState.ERROR)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        return _error(base, ErrorCode.FILE_VANISHED, "the file disappeared before it was read")
+    except OSError as exc:
+        return _error(
+            base,
+            ErrorCode.FILE_UNREADABLE,
+            f"cannot open: {errno.errorcode.get(exc.errno or 0, 'error')}",
+        )
+    try:
+        st = os.fstat(fd)
+        base = replace(
+            base, size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino, device=st.st_dev
+        )
+        if not stat.S_ISREG(st.st_mode):
+            return replace(base, state=FileState.IGNORED, code=IgnoreRule.NOT_REGULAR_FILE)
+        return _read_open_file(fd, base, st.st_size, settings)
+    except MemoryError:
+        return _error(base, ErrorCode.PARSE_MEMORY, "reading needed more memory than allowed")
+    except RecursionError:
+        return _error(base, ErrorCode.PARSE_TOO_DEEP, "sequences nested too deep")
+    except OSError as exc:
+        return _error(
+            base,
+            ErrorCode.FILE_UNREADABLE,
+            f"read failed: {errno.errorcode.get(exc.errno or 0, 'error')}",
+        )
+    except Exception as exc:  # a reader bug must cost one file, not the scan
+        return _error(base, ErrorCode.PARSE_ERROR, f"unexpected {type(exc).__name__}")
+    finally:
+        os.close(fd)
+
+
+def _read_open_file(fd: int, base: FileOutcome, size: int, settings: Settings) -> FileOutcome:
+    head = os.read(fd, settings.header_chunk_bytes)
+    kind, explicit = sniff(head)
+    if kind == "not_dicom":
+        return replace(base, state=FileState.NOT_DICOM)
+    flags: list[FlagCode] = []
+    if kind == "part10" and head.startswith(_EXECUTABLE_MAGICS):
+        flags.append(FlagCode.SEC_EXECUTABLE_PREAMBLE)
+    if kind == "raw":
+        flags.append(FlagCode.NO_PREAMBLE)
+    depth = settings.max_sequence_depth
+    cap = settings.inflate_cap(size)
+    try:
+        try:
+            header = parse_header(
+                Window(fd, size, head, settings.header_chunk_bytes),
+                max_depth=depth,
+                inflate_cap=cap,
+                raw_explicit=explicit,
+            )
+        except Fallback:
+            flags.append(FlagCode.PARSE_FALLBACK)
+            header = read_with_pydicom(
+                base.path, size=size, raw=kind == "raw", max_depth=depth, inflate_cap=cap
+            )
+        if header.media_storage_sop_class == MEDIA_STORAGE_DIRECTORY:
+            return replace(
+                base, state=FileState.IGNORED, code=IgnoreRule.MEDIA_DIRECTORY, flags=tuple(flags)
+            )
+        record = build_instance(header.tree, header.transfer_syntax, header.pixel)
+        if record is None:
+            if header.tree.get(0x00080016) == (MEDIA_STORAGE_DIRECTORY,):
+                return replace(
+                    base,
+                    state=FileState.IGNORED,
+                    code=IgnoreRule.MEDIA_DIRECTORY,
+                    flags=tuple(flags),
+                )
+            raise ReadFailure(
+                ErrorCode.PARSE_NO_IDENTITY,
+                "StudyInstanceUID, SeriesInstanceUID or SOPInstanceUID is missing",
+            )
+        _check_pixels(fd, size, header, record)
+    except ReadFailure as failure:
+        return _error(base, failure.code, failure.message, tuple(flags))
+    return replace(base, state=FileState.INDEXED, flags=tuple(flags), instance=record)

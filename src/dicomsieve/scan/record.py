@@ -1,0 +1,233 @@
+"""Build records from a header tree, the same way for both readers."""
+
+from __future__ import annotations
+
+import math
+from typing import Final
+
+from dicomsieve.model import FrameRecord, InstanceRecord, PixelDataInfo
+from dicomsieve.scan.tags import HeaderTree
+
+__all__ = ["build_frames", "build_instance", "first_str"]
+
+SHARED_GROUPS: Final = 0x52009229
+PER_FRAME_GROUPS: Final = 0x52009230
+
+
+def _values(tree: HeaderTree, tag: int) -> tuple[object, ...] | None:
+    value = tree.get(tag)
+    if isinstance(value, tuple) and value and not isinstance(value[0], dict):
+        return value
+    return None
+
+
+def first_str(tree: HeaderTree, tag: int) -> str | None:
+    """The first text component of ``tag``, or ``None``."""
+    values = _values(tree, tag)
+    if values and isinstance(values[0], str) and values[0]:
+        return values[0]
+    return None
+
+
+def _joined(tree: HeaderTree, tag: int) -> str | None:
+    values = _values(tree, tag)
+    if not values:
+        return None
+    text = "\\".join(str(v) for v in values)
+    return text or None
+
+
+def _strs(tree: HeaderTree, tag: int) -> tuple[str, ...] | None:
+    values = _values(tree, tag)
+    if not values:
+        return None
+    return tuple(str(v) for v in values)
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    result = float(value)
+    return result if math.isfinite(result) else None
+
+
+def _float(tree: HeaderTree, tag: int) -> float | None:
+    values = _values(tree, tag)
+    return _number(values[0]) if values else None
+
+
+def _floats(tree: HeaderTree, tag: int, count: int | None = None) -> tuple[float, ...] | None:
+    values = _values(tree, tag)
+    if not values:
+        return None
+    numbers = [_number(v) for v in values]
+    if any(n is None for n in numbers):
+        return None
+    if count is not None and len(numbers) != count:
+        return None
+    return tuple(n for n in numbers if n is not None)
+
+
+def _int(tree: HeaderTree, tag: int) -> int | None:
+    values = _values(tree, tag)
+    if not values:
+        return None
+    value = values[0]
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def _ints(tree: HeaderTree, tag: int) -> tuple[int, ...] | None:
+    values = _values(tree, tag)
+    if not values:
+        return None
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        return None
+    return tuple(int(v) for v in values)  # type: ignore[call-overload]
+
+
+def _items(tree: HeaderTree, tag: int) -> tuple[HeaderTree, ...]:
+    value = tree.get(tag)
+    if isinstance(value, tuple) and value and isinstance(value[0], dict):
+        return value
+    return ()
+
+
+def _first_item(tree: HeaderTree, tag: int) -> HeaderTree:
+    items = _items(tree, tag)
+    return items[0] if items else {}
+
+
+def _merged_macro(per_frame: HeaderTree, shared: HeaderTree, tag: int) -> HeaderTree:
+    """The first item of a functional group macro, per-frame over shared."""
+    if tag in per_frame:
+        return _first_item(per_frame, tag)
+    return _first_item(shared, tag)
+
+
+def _frame(number: int, per_frame: HeaderTree, shared: HeaderTree) -> FrameRecord:
+    def macro(tag: int) -> HeaderTree:
+        return _merged_macro(per_frame, shared, tag)
+
+    measures = macro(0x00289110)
+    transform = macro(0x00289145)
+    voi = macro(0x00289132)
+    content = macro(0x00209111)
+    diffusion = macro(0x00189117)
+    gradient = _first_item(diffusion, 0x00189076)
+    frame_type = macro(0x00189226) or macro(0x00189329)
+    return FrameRecord(
+        frame_number=number,
+        image_position=_floats(macro(0x00209113), 0x00200032, 3),
+        image_orientation=_floats(macro(0x00209116), 0x00200037, 6),
+        pixel_spacing=_floats(measures, 0x00280030, 2),
+        slice_thickness=_float(measures, 0x00180050),
+        spacing_between_slices=_float(measures, 0x00180088),
+        rescale_slope=_float(transform, 0x00281053),
+        rescale_intercept=_float(transform, 0x00281052),
+        rescale_type=first_str(transform, 0x00281054),
+        window_center=_floats(voi, 0x00281050),
+        window_width=_floats(voi, 0x00281051),
+        dimension_index_values=_ints(content, 0x00209157),
+        temporal_position_index=_int(content, 0x00209128),
+        stack_id=first_str(content, 0x00209056),
+        in_stack_position=_int(content, 0x00209057),
+        frame_acquisition_number=_int(content, 0x00209156),
+        frame_acquisition_datetime=first_str(content, 0x00189074),
+        echo_time=_float(macro(0x00189114), 0x00189082),
+        trigger_time=_float(macro(0x00189118), 0x00209153),
+        diffusion_b_value=_float(diffusion, 0x00189087),
+        diffusion_gradient_orientation=_floats(gradient, 0x00189089, 3),
+        frame_type=_strs(frame_type, 0x00089007),
+    )
+
+
+def build_frames(tree: HeaderTree) -> tuple[FrameRecord, ...]:
+    """One :class:`FrameRecord` per item of the PerFrameFunctionalGroupsSequence."""
+    per_frame = _items(tree, PER_FRAME_GROUPS)
+    if not per_frame and SHARED_GROUPS not in tree:
+        return ()
+    shared = _first_item(tree, SHARED_GROUPS)
+    if not per_frame:
+        count = _int(tree, 0x00280008) or 1
+        return tuple(_frame(n + 1, {}, shared) for n in range(count))
+    return tuple(_frame(n + 1, item, shared) for n, item in enumerate(per_frame))
+
+
+def build_instance(
+    tree: HeaderTree, transfer_syntax: str | None, pixel: PixelDataInfo | None
+) -> InstanceRecord | None:
+    """Build the record of one object; ``None`` when an identifying UID is missing."""
+    sop = first_str(tree, 0x00080018)
+    series = first_str(tree, 0x0020000E)
+    study = first_str(tree, 0x0020000D)
+    if not (sop and series and study):
+        return None
+    return InstanceRecord(
+        sop_instance_uid=sop,
+        sop_class_uid=first_str(tree, 0x00080016),
+        series_instance_uid=series,
+        study_instance_uid=study,
+        transfer_syntax_uid=transfer_syntax,
+        patient_id=_joined(tree, 0x00100020),
+        patient_name=_joined(tree, 0x00100010),
+        patient_birth_date=first_str(tree, 0x00100030),
+        study_date=first_str(tree, 0x00080020),
+        study_time=first_str(tree, 0x00080030),
+        study_description=_joined(tree, 0x00081030),
+        accession_number=_joined(tree, 0x00080050),
+        series_number=_int(tree, 0x00200011),
+        series_description=_joined(tree, 0x0008103E),
+        modality=first_str(tree, 0x00080060),
+        manufacturer=_joined(tree, 0x00080070),
+        manufacturer_model_name=_joined(tree, 0x00081090),
+        protocol_name=_joined(tree, 0x00181030),
+        sequence_name=_joined(tree, 0x00180024),
+        instance_number=_int(tree, 0x00200013),
+        acquisition_number=_int(tree, 0x00200012),
+        image_type=_strs(tree, 0x00080008),
+        content_time=first_str(tree, 0x00080033),
+        acquisition_time=first_str(tree, 0x00080032),
+        image_position=_floats(tree, 0x00200032, 3),
+        image_orientation=_floats(tree, 0x00200037, 6),
+        pixel_spacing=_floats(tree, 0x00280030, 2),
+        slice_thickness=_float(tree, 0x00180050),
+        spacing_between_slices=_float(tree, 0x00180088),
+        gantry_detector_tilt=_float(tree, 0x00181120),
+        frame_of_reference_uid=first_str(tree, 0x00200052),
+        patient_position=first_str(tree, 0x00185100),
+        rows=_int(tree, 0x00280010),
+        columns=_int(tree, 0x00280011),
+        number_of_frames=_int(tree, 0x00280008),
+        samples_per_pixel=_int(tree, 0x00280002),
+        photometric_interpretation=first_str(tree, 0x00280004),
+        bits_allocated=_int(tree, 0x00280100),
+        bits_stored=_int(tree, 0x00280101),
+        high_bit=_int(tree, 0x00280102),
+        pixel_representation=_int(tree, 0x00280103),
+        rescale_slope=_float(tree, 0x00281053),
+        rescale_intercept=_float(tree, 0x00281052),
+        rescale_type=first_str(tree, 0x00281054),
+        window_center=_floats(tree, 0x00281050),
+        window_width=_floats(tree, 0x00281051),
+        echo_numbers=_ints(tree, 0x00180086),
+        echo_time=_float(tree, 0x00180081),
+        repetition_time=_float(tree, 0x00180080),
+        inversion_time=_float(tree, 0x00180082),
+        flip_angle=_float(tree, 0x00181314),
+        temporal_position_identifier=_int(tree, 0x00200100),
+        number_of_temporal_positions=_int(tree, 0x00200105),
+        trigger_time=_float(tree, 0x00181060),
+        diffusion_b_value=_float(tree, 0x00189087),
+        diffusion_gradient_orientation=_floats(tree, 0x00189089, 3),
+        xray_tube_current=_float(tree, 0x00181151),
+        exposure=_float(tree, 0x00181152),
+        has_referenced_image_sequence=0x00081140 in tree,
+        pixel_data=pixel,
+        frames=build_frames(tree),
+    )

@@ -1,0 +1,177 @@
+"""A scan: walk, skip what is unchanged, read the rest in workers, write to the index."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+from dicomsieve.codes import ErrorCode, FileState
+from dicomsieve.index.store import FileRow, Index
+from dicomsieve.model import FileOutcome
+from dicomsieve.scan.pool import read_in_workers
+from dicomsieve.scan.walk import Candidate, walk
+from dicomsieve.settings import Settings
+
+__all__ = ["ScanSummary", "scan"]
+
+# Errors worth another try on the next scan even when the file did not change.
+_TRANSIENT: Final = frozenset(
+    {
+        str(ErrorCode.FILE_UNREADABLE),
+        str(ErrorCode.FILE_VANISHED),
+        str(ErrorCode.PARSE_TIMEOUT),
+        str(ErrorCode.PARSE_MEMORY),
+        str(ErrorCode.WORKER_CRASH),
+    }
+)
+_COUNTED: Final = {
+    FileState.INDEXED: "indexed",
+    FileState.UNCHANGED: "unchanged",
+    FileState.NOT_DICOM: "not_dicom",
+    FileState.ERROR: "errors",
+    FileState.IGNORED: "ignored",
+}
+
+
+@dataclass
+class ScanSummary:
+    """Counts of one scan. ``files`` is the sum of the five state counts.
+
+    ``by_code`` counts error codes, ignore rules and flags; ``missing`` counts files
+    indexed before that are gone (they are not among ``files``, which this scan walked).
+    """
+
+    indexed: int = 0
+    unchanged: int = 0
+    not_dicom: int = 0
+    errors: int = 0
+    ignored: int = 0
+    missing: int = 0
+    by_code: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
+
+    @property
+    def files(self) -> int:
+        """Every file this scan walked."""
+        return self.indexed + self.unchanged + self.not_dicom + self.errors + self.ignored
+
+    def add(self, outcome: FileOutcome) -> None:
+        """Count one outcome."""
+        setattr(self, _COUNTED[outcome.state], getattr(self, _COUNTED[outcome.state]) + 1)
+        if outcome.code is not None:
+            self.by_code[str(outcome.code)] += 1
+        for flag in outcome.flags:
+            self.by_code[str(flag)] += 1
+
+    def counts(self) -> dict[str, int]:
+        """The state counts, with ``files`` and ``missing``."""
+        return {
+            "files": self.files,
+            "indexed": self.indexed,
+            "unchanged": self.unchanged,
+            "not_dicom": self.not_dicom,
+            "errors": self.errors,
+            "ignored": self.ignored,
+            "missing": self.missing,
+        }
+
+    def to_json(self) -> dict[str, object]:
+        """The summary as printed by ``dicomsieve scan --json``."""
+        counts = self.counts()
+        missing = counts.pop("missing")
+        return {
+            **counts,
+            "by_code": dict(sorted(self.by_code.items())),
+            "missing": missing,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def _unchanged(candidate: Candidate, known: FileRow | None) -> bool:
+    if known is None or known.state == FileState.MISSING or known.state == FileState.IGNORED:
+        return False
+    if known.state == FileState.ERROR and known.code in _TRANSIENT:
+        return False
+    return (known.size, known.mtime_ns, known.inode) == (
+        candidate.size,
+        candidate.mtime_ns,
+        candidate.inode,
+    )
+
+
+def scan(
+    paths: Sequence[str | os.PathLike[str]],
+    index: Index,
+    settings: Settings | None = None,
+    *,
+    progress: Callable[[ScanSummary], None] | None = None,
+) -> ScanSummary:
+    """Scan files and folders into ``index``.
+
+    Parameters
+    ----------
+    paths
+        Files and folders to scan (folders recursively).
+    index
+        The open index to write to.
+    settings
+        Limits and policies; defaults to ``Settings()``.
+    progress
+        Called with the running summary after each batch is written.
+
+    Returns
+    -------
+    ScanSummary
+        Every walked file counted in exactly one state.
+
+    Notes
+    -----
+    Rescans are incremental: a file whose size, mtime_ns and inode match the index is
+    ``unchanged`` and not read again (unless its last error may have been transient).
+    Files indexed before under the scanned roots that are gone become ``missing``.
+    """
+    settings = settings or Settings()
+    started = time.monotonic()
+    roots = [os.path.abspath(os.fspath(p)) for p in paths]
+    run_id = index.begin_scan(roots)
+    known = index.known_files(roots)
+    seen: set[str] = set()
+    direct: list[FileOutcome] = []
+    summary = ScanSummary()
+
+    def to_read() -> Iterator[str]:
+        for item in walk(roots, follow_symlinks_outside_root=settings.follow_symlinks_outside_root):
+            seen.add(item.path)
+            if isinstance(item, FileOutcome):
+                direct.append(item)
+            elif _unchanged(item, known.get(item.path)):
+                summary.add(FileOutcome(path=item.path, state=FileState.UNCHANGED))
+            else:
+                yield item.path
+
+    def write(batch: list[FileOutcome]) -> None:
+        for outcome in index.write_outcomes(run_id, batch):
+            summary.add(outcome)
+        if progress is not None:
+            progress(summary)
+
+    for results in read_in_workers(to_read(), settings):
+        if direct:
+            write(direct[:])
+            direct.clear()
+        write(results)
+    if direct:
+        write(direct)
+    gone = [
+        row.id for path, row in known.items() if path not in seen and row.state != FileState.MISSING
+    ]
+    if gone:
+        index.mark_missing(run_id, gone)
+    summary.missing = len(gone)
+    summary.seconds = time.monotonic() - started
+    index.finish_scan(run_id, summary.counts())
+    return summary
