@@ -306,18 +306,18 @@ MEDIA_SOP_CLASS: Final = 0x00020002
 _META_SPEC: Final[Spec] = {TRANSFER_SYNTAX_UID: None, MEDIA_SOP_CLASS: None}
 
 
-def _decode_tree(tree: HeaderTree, little: bool, codec: str) -> HeaderTree:
-    """Turn raw ``(vr, bytes)`` values into normalized values, recursively."""
+def _decode_tree(tree: HeaderTree, little: bool, codec: str | None) -> HeaderTree:
+    """Turn raw ``(vr, bytes)`` values into normalized values, recursively.
+
+    ``codec`` is ``None`` for character sets with code extensions (ISO 2022): values
+    in pure ASCII decode the same under them; any other value goes to pydicom.
+    """
     out: HeaderTree = {}
     for tag, value in tree.items():
         if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], bytes):
             vr, raw = value
             if vr in TEXT_VRS or vr in ("DS", "IS"):
-                text = raw.decode(codec if vr in CHARSET_VRS else "latin_1", errors="replace")
-                if vr in ("DS", "IS"):
-                    out[tag] = normalize_components(vr, text.split("\\"))
-                else:
-                    out[tag] = clean_text(text, vr)
+                out[tag] = _decode_text(vr, raw, codec)
             elif vr in BINARY_FORMATS:
                 out[tag] = decode_binary(vr, raw, little)
             # other VRs (OB, UN without a known VR, ...) are not kept
@@ -328,15 +328,32 @@ def _decode_tree(tree: HeaderTree, little: bool, codec: str) -> HeaderTree:
     return out
 
 
-def _charset_codec(tree: HeaderTree) -> str:
+def _decode_text(vr: str, raw: bytes, codec: str | None) -> tuple[object, ...]:
+    if vr in CHARSET_VRS:
+        if codec is None:
+            if not raw.isascii() or b"\x1b" in raw:
+                raise Fallback("a value needs character set code extensions")
+            codec = "latin_1"
+    else:
+        codec = "latin_1"
+    text = raw.decode(codec, errors="replace")
+    if vr in ("DS", "IS"):
+        return normalize_components(vr, text.split("\\"))
+    return clean_text(text, vr)
+
+
+def _charset_codec(tree: HeaderTree) -> str | None:
+    """The Python codec of the dataset's character set; ``None`` for ISO 2022 sets."""
     raw = tree.get(SPECIFIC_CHARACTER_SET)
     if raw is None:
         return "latin_1"
     assert isinstance(raw, tuple)
     terms = clean_text(raw[1].decode("latin_1"), "CS")
-    if len(terms) > 1 or (terms and terms[0] not in _SIMPLE_CHARSETS):
-        raise Fallback("character set needs code extensions")
-    return _SIMPLE_CHARSETS[terms[0] if terms else ""]
+    if len(terms) == 1 and terms[0] in _SIMPLE_CHARSETS:
+        return _SIMPLE_CHARSETS[terms[0]]
+    if not terms:
+        return "latin_1"
+    return None
 
 
 def _read_meta(win: Window, pos: int) -> tuple[str | None, str | None, int]:

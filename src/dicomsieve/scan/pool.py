@@ -17,7 +17,7 @@ import multiprocessing.connection
 import os
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.sharedctypes import Synchronized
 from typing import Any
@@ -50,9 +50,13 @@ def _limit_memory(megabytes: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
+Reader = Callable[[str, Settings], FileOutcome]
+
+
 def _worker_main(
     conn: multiprocessing.connection.Connection,
     settings: Settings,
+    reader: Reader,
     current: Synchronized[int],
     started: Synchronized[float],
 ) -> None:
@@ -68,9 +72,19 @@ def _worker_main(
         for index, path in enumerate(batch):
             started.value = time.monotonic()
             current.value = index
-            results.append(read_file(path, settings))
+            results.append(_guarded(reader, path, settings))
         current.value = _IDLE
         conn.send(results)
+
+
+def _guarded(reader: Reader, path: str, settings: Settings) -> FileOutcome:
+    """Run ``reader``; an exception it lets escape costs this file, not the worker."""
+    try:
+        return reader(path, settings)
+    except MemoryError:
+        return _failed(path, ErrorCode.PARSE_MEMORY, "reading needed more memory than allowed")
+    except Exception as exc:
+        return _failed(path, ErrorCode.PARSE_ERROR, f"unexpected {type(exc).__name__}")
 
 
 @dataclass
@@ -86,6 +100,7 @@ class _Worker:
 class _Pool:
     settings: Settings
     ctx: Any
+    reader: Reader
     workers: list[_Worker] = field(default_factory=list)
 
     def start_worker(self) -> _Worker:
@@ -94,7 +109,7 @@ class _Pool:
         started = self.ctx.Value("d", 0.0, lock=False)
         process = self.ctx.Process(
             target=_worker_main,
-            args=(child, self.settings, current, started),
+            args=(child, self.settings, self.reader, current, started),
             daemon=True,
             name="dicomsieve-reader",
         )
@@ -134,10 +149,22 @@ def _context() -> Any:
     return ctx
 
 
-def read_in_workers(paths: Iterable[str], settings: Settings) -> Iterator[list[FileOutcome]]:
+def read_in_workers(
+    paths: Iterable[str], settings: Settings, reader: Reader = read_file
+) -> Iterator[list[FileOutcome]]:
     """Read ``paths`` in worker processes; yield outcomes in batches, in no set order.
 
     Every path yields exactly one outcome, whatever happens to the workers.
+
+    Parameters
+    ----------
+    paths
+        Files to read.
+    settings
+        Worker count, batch size, time and memory limits.
+    reader
+        The function run on each path in a worker (a module-level function, so that
+        it can be sent to the workers). Tests pass readers that crash or hang.
     """
     pending: deque[list[str]] = deque()
     source = iter(paths)
@@ -156,7 +183,7 @@ def read_in_workers(paths: Iterable[str], settings: Settings) -> Iterator[list[F
             if batch:
                 pending.append(batch)
 
-    pool = _Pool(settings, _context())
+    pool = _Pool(settings, _context(), reader)
     try:
         refill()
         for _ in range(min(settings.worker_count, max(len(pending), 1))):
