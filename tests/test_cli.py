@@ -1,0 +1,128 @@
+"""The command line: every command has help; scan and ls print what they promise."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from dicom_bytes import PHI_STRINGS, ct_dataset, encode
+from dicomsieve.cli.main import cli
+
+COMMANDS = sorted(cli.commands)
+
+
+def test_commands_are_the_documented_ones() -> None:
+    assert COMMANDS == ["ls", "scan"]
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    for name in COMMANDS:
+        assert f"dicomsieve {name}" in readme
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_every_command_has_help(name: str) -> None:
+    command = cli.commands[name]
+    assert isinstance(command, click.Command)
+    assert command.help
+    result = CliRunner().invoke(cli, [name, "--help"])
+    assert result.exit_code == 0
+    assert "Usage:" in result.output
+
+
+def _tree(root: Path) -> None:
+    (root / "a").mkdir(parents=True)
+    for i in range(3):
+        (root / "a" / f"{i}").write_bytes(encode(ct_dataset(i)))
+    (root / "notes.txt").write_text("not DICOM")
+
+
+def test_scan_json_summary_adds_up(tmp_path: Path) -> None:
+    _tree(tmp_path / "data")
+    db = tmp_path / "index.sqlite"
+    result = CliRunner().invoke(
+        cli, ["scan", str(tmp_path / "data"), "--db", str(db), "--jobs", "1", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert list(summary)[:7] == [
+        "files",
+        "indexed",
+        "unchanged",
+        "not_dicom",
+        "errors",
+        "ignored",
+        "by_code",
+    ]
+    assert summary["files"] == 4
+    assert summary["files"] == sum(
+        summary[k] for k in ("indexed", "unchanged", "not_dicom", "errors", "ignored")
+    )
+    assert (summary["indexed"], summary["not_dicom"]) == (3, 1)
+
+
+def test_ls_json_lists_patients_studies_series(tmp_path: Path) -> None:
+    _tree(tmp_path / "data")
+    db = tmp_path / "index.sqlite"
+    runner = CliRunner()
+    runner.invoke(cli, ["scan", str(tmp_path / "data"), "--db", str(db), "--jobs", "1"])
+    result = runner.invoke(cli, ["ls", "--db", str(db), "--json"])
+    assert result.exit_code == 0, result.output
+    listing = json.loads(result.stdout)
+    (patient,) = listing["patients"]
+    (study,) = patient["studies"]
+    (series,) = study["series"]
+    assert series["instances"] == 3
+    assert series["modality"] == "CT"
+    assert listing["files"] == {"indexed": 3, "not_dicom": 1}
+
+
+def test_db_from_environment(tmp_path: Path) -> None:
+    _tree(tmp_path / "data")
+    db = tmp_path / "env.sqlite"
+    result = CliRunner().invoke(
+        cli, ["scan", str(tmp_path / "data"), "--jobs", "1"], env={"DICOMSIEVE_DB": str(db)}
+    )
+    assert result.exit_code == 0, result.output
+    assert db.exists()
+
+
+def test_console_script_logs_no_patient_data(tmp_path: Path) -> None:
+    """The installed command at the most verbose level: no sentinel PHI on stderr."""
+    _tree(tmp_path / "data")
+    (tmp_path / "data" / "broken").write_bytes(encode(ct_dataset(9))[:500])
+    command = [
+        sys.executable,
+        "-c",
+        "from dicomsieve.cli.main import main; main()",
+        "-vv",
+        "scan",
+        str(tmp_path / "data"),
+        "--db",
+        str(tmp_path / "i.sqlite"),
+        "--json",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    assert json.loads(result.stdout)["errors"] == 1
+    for secret in PHI_STRINGS:
+        assert secret not in result.stderr
+        assert secret not in result.stdout
+
+
+def test_unusable_database_exits_3(tmp_path: Path) -> None:
+    (tmp_path / "not_a_db").write_text("this is not sqlite" * 100)
+    command = [
+        sys.executable,
+        "-c",
+        "from dicomsieve.cli.main import main; main()",
+        "ls",
+        "--db",
+        str(tmp_path / "not_a_db"),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 3
+    assert "cannot open the index" in result.stderr
