@@ -8,7 +8,14 @@ from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from dicomsieve.cli.options import db_option, json_option, open_index
@@ -63,20 +70,23 @@ def scan_command(
     with open_index(db) as index:
         if err.is_terminal:
             with Progress(
-                SpinnerColumn(),
-                TextColumn("{task.description}"),
+                TextColumn("scanning"),
+                BarColumn(),
+                MofNCompleteColumn(),
                 TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                TextColumn("{task.description}"),
                 console=err,
                 transient=True,
             ) as bar:
-                task = bar.add_task("scanning")
+                task = bar.add_task("", total=None)
 
                 def show(summary: ScanSummary) -> None:
                     bar.update(
                         task,
-                        description=f"{summary.files} files: {summary.indexed} indexed, "
-                        f"{summary.unchanged} unchanged, {summary.not_dicom} not DICOM, "
-                        f"{summary.errors} errors",
+                        total=summary.total,
+                        completed=summary.files,
+                        description=f"{summary.errors} errors",
                     )
 
                 summary = scan([str(p) for p in paths], index, settings, progress=show)

@@ -186,7 +186,9 @@ def read_in_workers(
     pool = _Pool(settings, _context(), reader)
     try:
         refill()
-        for _ in range(min(settings.worker_count, max(len(pending), 1))):
+        if not pending:
+            return
+        for _ in range(min(settings.worker_count, len(pending))):
             pool.start_worker()
         while True:
             refill()

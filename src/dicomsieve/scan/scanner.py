@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -53,6 +53,8 @@ class ScanSummary:
     missing: int = 0
     by_code: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
+    total: int = 0
+    """Files found by the walk; ``files`` reaches it when the scan ends."""
 
     @property
     def files(self) -> int:
@@ -141,17 +143,18 @@ def scan(
     known = index.known_files(roots)
     seen: set[str] = set()
     direct: list[FileOutcome] = []
+    to_read: list[str] = []
     summary = ScanSummary()
-
-    def to_read() -> Iterator[str]:
-        for item in walk(roots, follow_symlinks_outside_root=settings.follow_symlinks_outside_root):
-            seen.add(item.path)
-            if isinstance(item, FileOutcome):
-                direct.append(item)
-            elif _unchanged(item, known.get(item.path)):
-                summary.add(FileOutcome(path=item.path, state=FileState.UNCHANGED))
-            else:
-                yield item.path
+    # Walk first, so that the total is known for the progress bar; the walk opens nothing.
+    for item in walk(roots, follow_symlinks_outside_root=settings.follow_symlinks_outside_root):
+        seen.add(item.path)
+        if isinstance(item, FileOutcome):
+            direct.append(item)
+        elif _unchanged(item, known.get(item.path)):
+            summary.add(FileOutcome(path=item.path, state=FileState.UNCHANGED))
+        else:
+            to_read.append(item.path)
+    summary.total = len(seen)
 
     def write(batch: list[FileOutcome]) -> None:
         for outcome in index.write_outcomes(run_id, batch):
@@ -159,13 +162,10 @@ def scan(
         if progress is not None:
             progress(summary)
 
-    for results in read_in_workers(to_read(), settings):
-        if direct:
-            write(direct[:])
-            direct.clear()
+    for start in range(0, len(direct), 1000):
+        write(direct[start : start + 1000])
+    for results in read_in_workers(to_read, settings):
         write(results)
-    if direct:
-        write(direct)
     gone = [
         row.id for path, row in known.items() if path not in seen and row.state != FileState.MISSING
     ]
