@@ -18,7 +18,6 @@ from typing import Final
 from dicomsieve.codes import ErrorCode, FileState, FlagCode, IgnoreRule
 from dicomsieve.model import FileOutcome, InstanceRecord
 from dicomsieve.scan.fastread import Fallback, ParsedHeader, ReadFailure, Window, parse_header
-from dicomsieve.scan.pydread import read_with_pydicom
 from dicomsieve.scan.record import build_instance
 from dicomsieve.settings import Settings
 
@@ -205,6 +204,9 @@ def _read_open_file(fd: int, base: FileOutcome, size: int, settings: Settings) -
                 raw_explicit=explicit,
             )
         except Fallback:
+            # pydicom costs ~0.2 s to import: only load it when a file needs it.
+            from dicomsieve.scan.pydread import read_with_pydicom
+
             flags.append(FlagCode.PARSE_FALLBACK)
             header = read_with_pydicom(
                 base.path, size=size, raw=kind == "raw", max_depth=depth, inflate_cap=cap
