@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
@@ -30,6 +31,7 @@ from dicomsieve.model import FileOutcome, FrameRecord, InstanceRecord, PixelData
 
 __all__ = ["FileRow", "Index", "SeriesRow", "StoredInstance", "default_db_path"]
 
+_OPEN_TIMEOUT_S: Final = 60.0
 _PATIENT_FIELDS: Final = ("patient_id", "patient_name", "patient_birth_date")
 _STUDY_FIELDS: Final = ("study_date", "study_time", "study_description", "accession_number")
 # Instance columns that hold PixelDataInfo fields.
@@ -138,13 +140,31 @@ class Index:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=60)
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA busy_timeout=60000")
-            self.conn.execute("PRAGMA foreign_keys=ON")
-            self.conn.execute("PRAGMA synchronous=NORMAL")
-            self._migrate()
+            self._setup()
         except (sqlite3.Error, OSError) as exc:
             raise IndexDbError(f"cannot open the index at {self.path}: {exc}") from exc
+
+    def _setup(self) -> None:
+        """Set the pragmas and migrate, retrying while another process holds a lock.
+
+        Switching a new database to WAL takes an exclusive lock without waiting on the
+        busy handler, so two processes opening one new database can collide here.
+        """
+        deadline = time.monotonic() + _OPEN_TIMEOUT_S
+        while True:
+            try:
+                self.conn.execute("PRAGMA busy_timeout=60000")
+                self.conn.execute("PRAGMA journal_mode=WAL")
+                self.conn.execute("PRAGMA foreign_keys=ON")
+                self.conn.execute("PRAGMA synchronous=NORMAL")
+                self._migrate()
+                return
+            except (sqlite3.OperationalError, IndexDbError) as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def close(self) -> None:
         """Close the connection."""
