@@ -25,3 +25,20 @@ def crash_or_hang(path: str, settings: Settings) -> FileOutcome:
         hoard = bytearray(64 * 1024 * 1024 * 1024)  # beyond any worker memory limit
         del hoard
     return read_file(path, settings)
+
+
+def crash_between_files(path: str, settings: Settings) -> FileOutcome:
+    """Return an outcome that cannot be sent back for ``*UNSENDABLE*``: the worker dies
+    after reading, while no file is marked as being read."""
+    outcome = read_file(path, settings)
+    if "UNSENDABLE" in os.path.basename(path):
+        return _Unsendable(outcome)  # type: ignore[return-value]
+    return outcome
+
+
+class _Unsendable:
+    def __init__(self, outcome: FileOutcome) -> None:
+        self.outcome = outcome
+
+    def __reduce__(self) -> tuple[object, ...]:
+        os._exit(3)  # die while sending the batch's results

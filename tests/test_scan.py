@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from crashy_reader import crash_or_hang
+from crashy_reader import crash_between_files, crash_or_hang
 from dicom_bytes import BAD_CASES, PHI_STRINGS, ct_dataset, encode
 from dicomsieve.codes import FileState
 from dicomsieve.index.store import Index
@@ -113,6 +113,22 @@ def test_pool_isolates_crashes_hangs_and_memory(tmp_path: Path) -> None:
     assert str(by_name["GREEDY"].code) == "PARSE_MEMORY"
     for name in "abcde":
         assert by_name[name].state == FileState.INDEXED
+
+
+def test_pool_terminates_when_a_worker_dies_between_files(tmp_path: Path) -> None:
+    names = ["a", "b", "UNSENDABLE", "c", "d"]
+    paths = []
+    for i, name in enumerate(names):
+        path = tmp_path / name
+        path.write_bytes(encode(ct_dataset(i)))
+        paths.append(str(path))
+    settings = Settings(jobs=2, batch_size=4, file_timeout_s=20)
+    outcomes = [o for batch in read_in_workers(paths, settings, crash_between_files) for o in batch]
+    by_name = {os.path.basename(o.path): o for o in outcomes}
+    assert sorted(by_name) == sorted(names)
+    assert len(outcomes) == len(names)
+    assert str(by_name["UNSENDABLE"].code) == "WORKER_CRASH"
+    assert all(by_name[n].state == FileState.INDEXED for n in ("a", "b", "c", "d"))
 
 
 def test_bad_corpus_in_a_tree(

@@ -233,10 +233,17 @@ def read_in_workers(
 def _lost_worker(
     pool: _Pool, worker: _Worker, pending: deque[list[str]], code: ErrorCode
 ) -> Iterator[list[FileOutcome]]:
-    """Give the file a worker was reading its error; queue the rest of its batch again."""
+    """Give the file a worker was reading its error; queue the rest of its batch again.
+
+    When the worker died between files (so no file is to blame), its batch comes back
+    one file per batch; a single file lost that way gets the error, so a failure that
+    repeats cannot requeue forever.
+    """
     batch = worker.batch or []
     index = worker.current.value
     pool.retire(worker, kill=True)
+    if not 0 <= index < len(batch) and len(batch) == 1:
+        index = 0
     if 0 <= index < len(batch):
         message = (
             f"reading took longer than {pool.settings.file_timeout_s:g} s"
@@ -245,8 +252,8 @@ def _lost_worker(
         )
         yield [_failed(batch[index], code, message)]
         rest = batch[:index] + batch[index + 1 :]
+        if rest:
+            pending.appendleft(rest)
     else:
-        rest = batch
-    if rest:
-        pending.appendleft(rest)
+        pending.extendleft([path] for path in reversed(batch))
     pool.start_worker()
