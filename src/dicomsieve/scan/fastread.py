@@ -35,12 +35,15 @@ from dicomsieve.scan.tags import (
 from dicomsieve.scan.values import BINARY_FORMATS, clean_text, decode_binary, normalize_components
 
 __all__ = [
+    "LONG_VRS",
+    "VALID_VRS",
     "Fallback",
     "ParsedHeader",
     "ReadFailure",
     "Window",
     "dataset_encoding",
     "inflate",
+    "is_encapsulated",
     "parse_header",
 ]
 
@@ -53,13 +56,16 @@ ITEM: Final = 0xFFFEE000
 ITEM_END: Final = 0xFFFEE00D
 SEQUENCE_END: Final = 0xFFFEE0DD
 
-_LONG_VRS: Final = frozenset(
+LONG_VRS: Final = frozenset(
     {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT", b"SV", b"UV"}
 )
 _SHORT_VRS: Final = frozenset(
     {b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FL", b"FD", b"IS", b"LO", b"LT"}
     | {b"PN", b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL", b"US"}
 )
+VALID_VRS: Final = LONG_VRS | _SHORT_VRS
+"""Every VR of explicit VR encoding, as the two bytes found in a file."""
+_ENCAPSULATED_PREFIXES: Final = ("1.2.840.10008.1.2.4.", "1.2.840.10008.1.2.5")
 # Single-valued character sets whose bytes decode with one Python codec.
 _SIMPLE_CHARSETS: Final[dict[str, str]] = {
     "": "latin_1",
@@ -93,6 +99,11 @@ class ReadFailure(Exception):
         self.message = message
 
 
+def is_encapsulated(transfer_syntax: str | None) -> bool:
+    """Whether pixel data in this transfer syntax is encapsulated (compressed)."""
+    return transfer_syntax is not None and transfer_syntax.startswith(_ENCAPSULATED_PREFIXES)
+
+
 def dataset_encoding(transfer_syntax: str | None) -> tuple[bool, bool, bool]:
     """Return ``(little_endian, explicit_vr, deflated)`` for a transfer syntax UID.
 
@@ -106,9 +117,7 @@ def dataset_encoding(transfer_syntax: str | None) -> tuple[bool, bool, bool]:
         return True, True, True
     if transfer_syntax == EXPLICIT_BE:
         return False, True, False
-    if transfer_syntax and transfer_syntax.startswith(
-        ("1.2.840.10008.1.2.4.", "1.2.840.10008.1.2.5")
-    ):
+    if is_encapsulated(transfer_syntax):
         return True, True, False  # encapsulated pixel data, explicit VR LE dataset
     raise Fallback("unknown transfer syntax")
 
@@ -199,7 +208,7 @@ class _Parser:
                 raise Fallback(f"unexpected delimiter ({group:04X},{elem:04X}) at byte {pos}")
             if explicit:
                 vr_bytes = win.buf[off + 4 : off + 6]
-                if vr_bytes in _LONG_VRS:
+                if vr_bytes in LONG_VRS:
                     win.need(pos, 12, "element header")
                     off = pos - win.base
                     length = self.u32.unpack_from(win.buf, off + 8)[0]
@@ -387,7 +396,7 @@ def _one_element(parser: _Parser, pos: int) -> tuple[HeaderTree, int]:
     win.need(pos, 8, "file meta element")
     off = pos - win.base
     vr_bytes = win.buf[off + 4 : off + 6]
-    if vr_bytes in _LONG_VRS:
+    if vr_bytes in LONG_VRS:
         win.need(pos, 12, "file meta element")
         length = struct.unpack_from("<I", win.buf, pos - win.base + 8)[0]
         end = pos + 12 + length

@@ -22,6 +22,7 @@ from dicomsieve.codes import ErrorCode
 from dicomsieve.model import PixelDataInfo
 from dicomsieve.scan.fastread import (
     DEFLATED_LE,
+    LONG_VRS,
     ParsedHeader,
     ReadFailure,
     Window,
@@ -40,7 +41,6 @@ from dicomsieve.scan.values import normalize_components
 __all__ = ["read_with_pydicom", "tree_from_dataset"]
 
 _DEFER_SIZE = 1024 * 1024
-_LONG_VRS = {"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "UC", "UN", "UR", "UT", "SV", "UV"}
 
 
 def tree_from_dataset(ds: Dataset, spec: Spec = TOP_LEVEL_SPEC) -> HeaderTree:
@@ -87,7 +87,7 @@ def _pixel_element(fp: BinaryIO, pos: int, implicit: bool, little: bool) -> Pixe
         return None
     if implicit:
         length, offset = struct.unpack_from(f"{e}I", header, 4)[0], pos + 8
-    elif header[4:6].decode("latin_1") in _LONG_VRS and len(header) == 12:
+    elif header[4:6] in LONG_VRS and len(header) == 12:
         length, offset = struct.unpack_from(f"{e}I", header, 8)[0], pos + 12
     else:
         length, offset = struct.unpack_from(f"{e}H", header, 6)[0], pos + 8

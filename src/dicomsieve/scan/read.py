@@ -17,7 +17,15 @@ from typing import Final
 
 from dicomsieve.codes import ErrorCode, FileState, FlagCode, IgnoreRule
 from dicomsieve.model import FileOutcome, InstanceRecord
-from dicomsieve.scan.fastread import Fallback, ParsedHeader, ReadFailure, Window, parse_header
+from dicomsieve.scan.fastread import (
+    VALID_VRS,
+    Fallback,
+    ParsedHeader,
+    ReadFailure,
+    Window,
+    is_encapsulated,
+    parse_header,
+)
 from dicomsieve.scan.record import build_instance
 from dicomsieve.settings import Settings
 
@@ -32,10 +40,6 @@ _EXECUTABLE_MAGICS: Final = (
     b"\xce\xfa\xed\xfe",
     b"\xcf\xfa\xed\xfe",
     b"\xca\xfe\xba\xbe",  # Mach-O universal binary
-)
-_VRS: Final = frozenset(
-    b"AE AS AT CS DA DS DT FL FD IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI "
-    b"UL UN UR US UT UV".split()
 )
 
 
@@ -57,7 +61,7 @@ def sniff(head: bytes) -> tuple[str, bool | None]:
     # A raw dataset starts with a group 0008 element (identifying information).
     if group != 0x0008 or element > 0x0100:
         return "not_dicom", None
-    if head[4:6] in _VRS:
+    if head[4:6] in VALID_VRS:
         return "raw", True
     length = struct.unpack_from("<I", head, 4)[0]
     if length <= 0x400:
@@ -98,9 +102,7 @@ def _check_pixels(fd: int, size: int, header: ParsedHeader, record: InstanceReco
 
 
 def _expected_native_bytes(record: InstanceRecord) -> int | None:
-    if record.transfer_syntax_uid and record.transfer_syntax_uid.startswith(
-        ("1.2.840.10008.1.2.4.", "1.2.840.10008.1.2.5")
-    ):
+    if is_encapsulated(record.transfer_syntax_uid):
         return None
     rows, cols, bits = record.rows, record.columns, record.bits_allocated
     if not rows or not cols or not bits:
