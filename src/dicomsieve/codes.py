@@ -11,7 +11,15 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["ErrorCode", "FileState", "FlagCode", "IgnoreRule"]
+__all__ = [
+    "ErrorCode",
+    "FileState",
+    "FlagCode",
+    "IgnoreRule",
+    "Level",
+    "LoadableKind",
+    "WarningCode",
+]
 
 
 class FileState(StrEnum):
@@ -90,3 +98,64 @@ class FlagCode(StrEnum):
     """A raw dataset without the Part 10 preamble and file meta information."""
     PARSE_FALLBACK = "PARSE_FALLBACK"
     """The fast reader handed this file to pydicom."""
+
+
+class LoadableKind(StrEnum):
+    """What a loadable is."""
+
+    VOLUME = "volume"
+    """A 3D stack of slices (or one multi-frame object's frames) with one geometry."""
+    SEQUENCE = "sequence"
+    """A 4D stack: the same slice positions repeated over time, b-values or triggers."""
+    LOCALIZER = "localizer"
+    """A scout, surview or topogram: offered, never selected by default."""
+    IMAGE = "image"
+    """A lone 2D image that is not a localizer (a radiograph, a screenshot)."""
+    UNSUPPORTED = "unsupported"
+    """An object without usable pixels (a report, raw data, a presentation state)."""
+
+
+class Level(StrEnum):
+    """How much an examine warning matters."""
+
+    INFO = "info"
+    """Worth knowing; the loadable is as good as a clean one."""
+    WARNING = "warning"
+    """The geometry is irregular; the volume loads but is not a regular grid."""
+    ERROR = "error"
+    """The geometry cannot be trusted (missing or degenerate)."""
+
+
+class WarningCode(StrEnum):
+    """Stable codes of examine warnings. Messages carry the numbers."""
+
+    UNEQUAL_SPACING = "UNEQUAL_SPACING"
+    """Slice gaps differ by more than the spacing tolerances."""
+    MISSING_SLICES = "MISSING_SLICES"
+    """A gap is an integer multiple (2 or more) of the usual spacing."""
+    DUPLICATE_POSITION = "DUPLICATE_POSITION"
+    """Two slices of one volume share a position."""
+    GANTRY_TILT = "GANTRY_TILT"
+    """Slices are stacked at an angle to their normal (tilted gantry); the affine is sheared."""
+    TILT_TAG_MISMATCH = "TILT_TAG_MISMATCH"
+    """GantryDetectorTilt disagrees with the tilt computed from the positions."""
+    INSTANCE_ORDER_NOT_SPATIAL = "INSTANCE_ORDER_NOT_SPATIAL"
+    """InstanceNumber order is not the spatial order of the slices."""
+    INCONSISTENT_MATRIX = "INCONSISTENT_MATRIX"
+    """The series holds images of more than one matrix or pixel spacing."""
+    MISSING_GEOMETRY = "MISSING_GEOMETRY"
+    """ImagePositionPatient, ImageOrientationPatient or PixelSpacing is absent."""
+    DEGENERATE_GEOMETRY = "DEGENERATE_GEOMETRY"
+    """Orientation vectors are zero or parallel, or the stack has no extent."""
+    NOT_ORTHONORMAL = "NOT_ORTHONORMAL"
+    """Row and column cosines are not unit length or not perpendicular."""
+    MULTIPLE_FRAMES_OF_REFERENCE = "MULTIPLE_FRAMES_OF_REFERENCE"
+    """The slices of one loadable name more than one FrameOfReferenceUID."""
+    INCOMPLETE_SEQUENCE = "INCOMPLETE_SEQUENCE"
+    """Some time points (or b-values...) lack slices that the others have."""
+    SEQUENCE_GEOMETRY_MISMATCH = "SEQUENCE_GEOMETRY_MISMATCH"
+    """Time points of a sequence do not share the same slice positions."""
+    DUPLICATE_SOP_INSTANCE = "DUPLICATE_SOP_INSTANCE"
+    """Files with an already indexed SOPInstanceUID were left out."""
+    NO_PIXEL_DATA = "NO_PIXEL_DATA"
+    """An object without pixel data (or without Rows and Columns)."""

@@ -16,7 +16,7 @@ __all__ = ["Settings"]
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """Limits and policies for scanning.
+    """Limits and policies for scanning, and the tolerances of examine.
 
     Parameters
     ----------
@@ -43,6 +43,21 @@ class Settings:
         Follow symbolic links whose target lies outside the scanned root.
     batch_size
         Files sent to a worker at a time, and rows written per database transaction.
+    orientation_tolerance_deg
+        Two images whose row or column directions differ by less than this angle share
+        an orientation (examine clusters by it).
+    position_tolerance_mm
+        Two slices closer than this along the normal are at the same position.
+    spacing_tolerance_mm, spacing_tolerance_rel
+        Slice gaps are equal when they differ from the median gap by at most
+        ``max(spacing_tolerance_mm, spacing_tolerance_rel * median gap)``.
+    tilt_tolerance_deg
+        Stacking that deviates from the slice normal by more than this is a gantry tilt.
+    orthonormal_tolerance
+        Largest accepted deviation of the direction cosines from unit length and from
+        perpendicular (as a dot product).
+    pixel_spacing_tolerance_mm
+        PixelSpacing values closer than this are the same matrix.
     """
 
     jobs: int = 0
@@ -55,6 +70,13 @@ class Settings:
     max_sequence_depth: int = 32
     follow_symlinks_outside_root: bool = False
     batch_size: int = 64
+    orientation_tolerance_deg: float = 1.0
+    position_tolerance_mm: float = 0.01
+    spacing_tolerance_mm: float = 0.05
+    spacing_tolerance_rel: float = 0.01
+    tilt_tolerance_deg: float = 0.5
+    orthonormal_tolerance: float = 1e-3
+    pixel_spacing_tolerance_mm: float = 1e-3
 
     def __post_init__(self) -> None:
         if self.jobs < 0:
@@ -69,6 +91,17 @@ class Settings:
             raise ConfigError("max_sequence_depth must be at least 1")
         if self.batch_size < 1:
             raise ConfigError("batch_size must be at least 1")
+        for name in (
+            "orientation_tolerance_deg",
+            "position_tolerance_mm",
+            "spacing_tolerance_mm",
+            "spacing_tolerance_rel",
+            "tilt_tolerance_deg",
+            "orthonormal_tolerance",
+            "pixel_spacing_tolerance_mm",
+        ):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
 
     @property
     def worker_count(self) -> int:
