@@ -1,0 +1,444 @@
+"""Geometry of a stack of slices: orientation, order, spacing, tilt and the affine.
+
+All coordinates are DICOM patient coordinates (LPS, mm). A voxel index is
+(i, j, k) = (column, row, slice): i moves along the row direction cosine (the first
+three values of ImageOrientationPatient) by the column spacing (PixelSpacing[1]),
+j along the column direction cosine by the row spacing (PixelSpacing[0]).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from dicomsieve.codes import Level, WarningCode
+from dicomsieve.loadables.model import ExamineWarning, Matrix4
+from dicomsieve.loadables.slices import Slice
+from dicomsieve.settings import Settings
+
+__all__ = [
+    "Orientation",
+    "StackGeometry",
+    "analyse_stack",
+    "cluster_orientations",
+    "orientation_of",
+    "plane_name",
+]
+
+Vec = NDArray[np.float64]
+
+# Files listed in one warning message; the full list goes into ExamineWarning.files.
+_NAMED_IN_MESSAGE = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Orientation:
+    """Row and column direction cosines, normalised, and their normal."""
+
+    row: Vec
+    column: Vec
+
+    @property
+    def normal(self) -> Vec:
+        n = np.cross(self.row, self.column)
+        length = float(np.linalg.norm(n))
+        return n / length if length > 0 else n
+
+
+def orientation_of(s: Slice) -> Orientation | None:
+    """The slice's orientation, or ``None`` when absent or degenerate."""
+    if s.row_cosine is None or s.column_cosine is None:
+        return None
+    r_len = float(np.linalg.norm(s.row_cosine))
+    c_len = float(np.linalg.norm(s.column_cosine))
+    if r_len < 0.5 or c_len < 0.5:
+        return None
+    row, column = s.row_cosine / r_len, s.column_cosine / c_len
+    if float(np.linalg.norm(np.cross(row, column))) < 0.5:
+        return None
+    return Orientation(row, column)
+
+
+def _angle_deg(a: Vec, b: Vec) -> float:
+    cos = float(np.clip(np.dot(a, b), -1.0, 1.0))
+    return math.degrees(math.acos(cos))
+
+
+def plane_name(o: Orientation) -> str:
+    """Axial, coronal or sagittal by the dominant axis of the normal, "oblique" if
+    the normal is more than 30 degrees away from every axis."""
+    n = np.abs(o.normal)
+    axis = int(np.argmax(n))
+    name = ("sagittal", "coronal", "axial")[axis]
+    return name if n[axis] >= math.cos(math.radians(30)) else f"oblique {name}"
+
+
+def cluster_orientations(
+    slices: Sequence[Slice], settings: Settings
+) -> tuple[list[tuple[Orientation, list[Slice]]], list[Slice]]:
+    """Group slices whose row and column directions agree within the tolerance.
+
+    Returns the clusters, largest first (ties in the canonical slice order), and the
+    slices without a usable orientation.
+    """
+    clusters: list[tuple[Orientation, list[Slice]]] = []
+    without: list[Slice] = []
+    tol = settings.orientation_tolerance_deg
+    for s in slices:
+        o = orientation_of(s)
+        if o is None:
+            without.append(s)
+            continue
+        for rep, members in clusters:
+            if _angle_deg(rep.row, o.row) <= tol and _angle_deg(rep.column, o.column) <= tol:
+                members.append(s)
+                break
+        else:
+            clusters.append((o, [s]))
+    order = {id(c[1][0]): i for i, c in enumerate(clusters)}
+    clusters.sort(key=lambda c: (-len(c[1]), order[id(c[1][0])]))
+    return clusters, without
+
+
+def group_positions(slices: Sequence[Slice], normal: Vec, settings: Settings) -> list[list[Slice]]:
+    """Slices grouped by position along ``normal``, in ascending order.
+
+    Slices closer than ``position_tolerance_mm`` along the normal (and in space) share
+    a position. Within a position, slices keep the canonical order.
+    """
+    keyed = sorted(
+        ((float(np.dot(s.position, normal)), s) for s in slices if s.position is not None),
+        key=lambda item: (item[0], item[1].sort_key),
+    )
+    groups: list[list[Slice]] = []
+    last: float | None = None
+    tol = settings.position_tolerance_mm
+    for d, s in keyed:
+        if last is not None and d - last <= tol and groups:
+            head = groups[-1][0]
+            assert head.position is not None
+            assert s.position is not None
+            if float(np.linalg.norm(head.position - s.position)) <= max(tol * 10, 0.1):
+                groups[-1].append(s)
+                last = d
+                continue
+        groups.append([s])
+        last = d
+    for g in groups:
+        g.sort(key=lambda s: s.sort_key)
+    return groups
+
+
+@dataclass(frozen=True, slots=True)
+class StackGeometry:
+    """What :func:`analyse_stack` found: the order, the affine and the warnings."""
+
+    slices: tuple[Slice, ...]
+    affine: Matrix4 | None
+    spacing: tuple[float, float, float] | None
+    warnings: tuple[ExamineWarning, ...] = field(default=())
+
+
+def _names(slices: Sequence[Slice]) -> str:
+    labels = [s.label.rsplit("/", 1)[-1] for s in slices]
+    if len(labels) > _NAMED_IN_MESSAGE:
+        return (
+            ", ".join(labels[:_NAMED_IN_MESSAGE]) + f" and {len(labels) - _NAMED_IN_MESSAGE} more"
+        )
+    return ", ".join(labels)
+
+
+def _matrix(columns: Sequence[Vec], origin: Vec) -> Matrix4:
+    m = np.eye(4)
+    for i, col in enumerate(columns):
+        m[:3, i] = col
+    m[:3, 3] = origin
+    rows = [tuple(float(round(v, 6)) + 0.0 for v in m[r]) for r in range(4)]
+    return (
+        (rows[0][0], rows[0][1], rows[0][2], rows[0][3]),
+        (rows[1][0], rows[1][1], rows[1][2], rows[1][3]),
+        (rows[2][0], rows[2][1], rows[2][2], rows[2][3]),
+        (rows[3][0], rows[3][1], rows[3][2], rows[3][3]),
+    )
+
+
+def _orthonormal_warning(slices: Sequence[Slice], settings: Settings) -> ExamineWarning | None:
+    worst = 0.0
+    culprit: Slice | None = None
+    for s in slices:
+        if s.row_cosine is None or s.column_cosine is None:
+            continue
+        dev = max(
+            abs(float(np.linalg.norm(s.row_cosine)) - 1.0),
+            abs(float(np.linalg.norm(s.column_cosine)) - 1.0),
+            abs(float(np.dot(s.row_cosine, s.column_cosine))),
+        )
+        if dev > worst:
+            worst, culprit = dev, s
+    if culprit is None or worst <= settings.orthonormal_tolerance:
+        return None
+    return ExamineWarning(
+        WarningCode.NOT_ORTHONORMAL,
+        Level.WARNING,
+        f"ImageOrientationPatient is not orthonormal: deviation {worst:.4g} "
+        f"(tolerance {settings.orthonormal_tolerance:g}) in {_names([culprit])}; "
+        "the directions were normalised",
+        (culprit.label,),
+    )
+
+
+def _frames_of_reference_warning(slices: Sequence[Slice]) -> ExamineWarning | None:
+    uids = sorted({s.record.frame_of_reference_uid for s in slices} - {None})  # type: ignore[type-var]
+    if len(uids) <= 1:
+        return None
+    return ExamineWarning(
+        WarningCode.MULTIPLE_FRAMES_OF_REFERENCE,
+        Level.WARNING,
+        f"{len(uids)} FrameOfReferenceUIDs among {len(slices)} slices: the positions may "
+        "not share one coordinate system",
+    )
+
+
+def _spacing_warnings(
+    ordered: Sequence[Slice], gaps: Sequence[float], settings: Settings
+) -> list[ExamineWarning]:
+    """Missing slices, duplicate positions and unequal gaps along the normal."""
+    out: list[ExamineWarning] = []
+    dup = [i for i, g in enumerate(gaps) if g <= settings.position_tolerance_mm]
+    if dup:
+        pairs = [(ordered[i], ordered[i + 1]) for i in dup]
+        files = tuple(dict.fromkeys(s.label for pair in pairs for s in pair))
+        out.append(
+            ExamineWarning(
+                WarningCode.DUPLICATE_POSITION,
+                Level.WARNING,
+                f"{len(dup)} pair(s) of slices share a position (gap <= "
+                f"{settings.position_tolerance_mm:g} mm): "
+                + "; ".join(f"{_names(p)}" for p in pairs[:_NAMED_IN_MESSAGE]),
+                files,
+            )
+        )
+    real = [g for g in gaps if g > settings.position_tolerance_mm]
+    if not real:
+        return out
+    usual = float(np.median(real))
+    tol = max(settings.spacing_tolerance_mm, settings.spacing_tolerance_rel * usual)
+    odd = [
+        (i, g)
+        for i, g in enumerate(gaps)
+        if g > settings.position_tolerance_mm and abs(g - usual) > tol
+    ]
+    if not odd:
+        return out
+    multiples = []
+    for i, g in odd:
+        k = round(g / usual)
+        if k >= 2 and abs(g - k * usual) <= tol * k:
+            multiples.append((i, g, k - 1))
+    if len(multiples) == len(odd):
+        missing = sum(m for _, _, m in multiples)
+        where = "; ".join(
+            f"{m} between {_names([ordered[i], ordered[i + 1]])} (gap {g:.3f} mm)"
+            for i, g, m in multiples[:_NAMED_IN_MESSAGE]
+        )
+        files = tuple(dict.fromkeys(s.label for i, _, _ in multiples for s in ordered[i : i + 2]))
+        out.append(
+            ExamineWarning(
+                WarningCode.MISSING_SLICES,
+                Level.WARNING,
+                f"{missing} slice(s) missing at the usual spacing of {usual:.3f} mm: {where}",
+                files,
+            )
+        )
+    else:
+        files = tuple(dict.fromkeys(s.label for i, _ in odd for s in ordered[i : i + 2]))
+        out.append(
+            ExamineWarning(
+                WarningCode.UNEQUAL_SPACING,
+                Level.WARNING,
+                f"slice gaps vary from {min(real):.3f} to {max(real):.3f} mm (median "
+                f"{usual:.3f} mm, tolerance {tol:.3f} mm); {len(odd)} of {len(gaps)} gaps "
+                "differ from the median",
+                files,
+            )
+        )
+    return out
+
+
+def _instance_order_warning(ordered: Sequence[Slice]) -> ExamineWarning | None:
+    numbers = [s.record.instance_number for s in ordered]
+    if any(n is None for n in numbers) or len(set(numbers)) != len(numbers) or len(numbers) < 3:
+        return None
+    diffs = [b - a for a, b in itertools.pairwise(numbers)]  # type: ignore[operator]
+    if all(d > 0 for d in diffs) or all(d < 0 for d in diffs):
+        return None
+    breaks = sum(1 for d, e in itertools.pairwise(diffs) if (d > 0) != (e > 0))
+    return ExamineWarning(
+        WarningCode.INSTANCE_ORDER_NOT_SPATIAL,
+        Level.INFO,
+        f"InstanceNumber order is not the spatial order: {breaks + 1} monotonic runs "
+        f"among {len(numbers)} slices; slices are sorted by position",
+    )
+
+
+def _tilt_warnings(
+    ordered: Sequence[Slice], normal: Vec, step: Vec, settings: Settings
+) -> list[ExamineWarning]:
+    length = float(np.linalg.norm(step))
+    if length == 0:
+        return []
+    tilt = math.degrees(math.acos(min(1.0, abs(float(np.dot(step, normal))) / length)))
+    tags = sorted({s.record.gantry_detector_tilt for s in ordered} - {None})  # type: ignore[type-var]
+    tag = tags[0] if len(tags) == 1 else None
+    tag_text = (
+        f"GantryDetectorTilt {tag:g} degrees"
+        if tag is not None
+        else ("GantryDetectorTilt absent" if not tags else f"GantryDetectorTilt varies {tags}")
+    )
+    out: list[ExamineWarning] = []
+    tol = settings.tilt_tolerance_deg
+    if tilt > tol:
+        out.append(
+            ExamineWarning(
+                WarningCode.GANTRY_TILT,
+                Level.WARNING,
+                f"slices are stacked {tilt:.2f} degrees off their normal ({tag_text}); "
+                "the affine is sheared to place every slice exactly",
+            )
+        )
+    if tag is not None and abs(abs(tag) - tilt) > max(tol, 0.5):
+        out.append(
+            ExamineWarning(
+                WarningCode.TILT_TAG_MISMATCH,
+                Level.INFO,
+                f"GantryDetectorTilt says {tag:g} degrees but the positions give {tilt:.2f} "
+                "degrees; the positions are used",
+            )
+        )
+    return out
+
+
+def analyse_stack(
+    slices: Sequence[Slice], orientation: Orientation | None, settings: Settings
+) -> StackGeometry:
+    """Sort slices along the normal and describe their geometry.
+
+    Parameters
+    ----------
+    slices
+        Slices of one loadable (one time point), each at its own position.
+    orientation
+        The orientation of the loadable (the cluster's), ``None`` when unknown.
+    settings
+        Tolerances.
+
+    Returns
+    -------
+    StackGeometry
+        Slices in spatial order (ties and slices without geometry by InstanceNumber),
+        the affine (``None`` without geometry), spacing and warnings.
+    """
+    warnings: list[ExamineWarning] = []
+    with_geometry = orientation is not None and all(
+        s.position is not None and orientation_of(s) is not None for s in slices
+    )
+    if not with_geometry or orientation is None:
+        ordered = sorted(slices, key=lambda s: s.sort_key)
+        missing = [
+            s
+            for s in ordered
+            if s.position is None or s.row_cosine is None or s.column_cosine is None
+        ]
+        degenerate = [s for s in ordered if s not in missing and orientation_of(s) is None]
+        if missing:
+            warnings.append(
+                ExamineWarning(
+                    WarningCode.MISSING_GEOMETRY,
+                    Level.ERROR if len(ordered) > 1 else Level.INFO,
+                    f"{len(missing)} of {len(ordered)} slice(s) lack ImagePositionPatient or "
+                    f"ImageOrientationPatient ({_names(missing)}); ordered by InstanceNumber, "
+                    "no affine",
+                    tuple(s.label for s in missing),
+                )
+            )
+        if degenerate:
+            warnings.append(
+                ExamineWarning(
+                    WarningCode.DEGENERATE_GEOMETRY,
+                    Level.ERROR,
+                    f"ImageOrientationPatient of {len(degenerate)} slice(s) is zero or "
+                    f"parallel ({_names(degenerate)}); no affine",
+                    tuple(s.label for s in degenerate),
+                )
+            )
+        ps = slices[0].pixel_spacing if slices else None
+        spacing = (ps[1], ps[0], 1.0) if ps is not None else None
+        return StackGeometry(tuple(ordered), None, spacing, tuple(warnings))
+
+    normal = orientation.normal
+    ordered = sorted(
+        slices,
+        key=lambda s: (float(np.dot(s.position, normal)), s.sort_key),  # type: ignore[arg-type]
+    )
+    positions = np.array([s.position for s in ordered], dtype=np.float64)
+    spacings = {s.pixel_spacing for s in ordered}
+    ps = ordered[0].pixel_spacing
+    if ps is None:
+        warnings.append(
+            ExamineWarning(
+                WarningCode.MISSING_GEOMETRY,
+                Level.WARNING,
+                "PixelSpacing is absent; 1 mm is assumed in-plane",
+            )
+        )
+        ps = (1.0, 1.0)
+    elif len(spacings) > 1:
+        values = sorted(str(v) for v in spacings)
+        warnings.append(
+            ExamineWarning(
+                WarningCode.INCONSISTENT_MATRIX,
+                Level.WARNING,
+                f"PixelSpacing differs between slices: {', '.join(values)}; the first is used",
+            )
+        )
+    row_step, col_step = ps[0], ps[1]
+    n = len(ordered)
+    if n > 1:
+        step = (positions[-1] - positions[0]) / (n - 1)
+        depths = positions @ normal
+        gaps = np.diff(depths).tolist()
+        warnings.extend(_spacing_warnings(ordered, gaps, settings))
+        warnings.extend(_tilt_warnings(ordered, normal, step, settings))
+        order_warning = _instance_order_warning(ordered)
+        if order_warning is not None:
+            warnings.append(order_warning)
+        slice_step = float(np.linalg.norm(step))
+        if slice_step <= settings.position_tolerance_mm:
+            warnings.append(
+                ExamineWarning(
+                    WarningCode.DEGENERATE_GEOMETRY,
+                    Level.ERROR,
+                    f"the {n} slices have no extent along the normal; the slice step is "
+                    "set to the slice thickness",
+                )
+            )
+            slice_step = ordered[0].record.slice_thickness or 1.0
+            step = normal * slice_step
+    else:
+        r = ordered[0].record
+        thickness = r.spacing_between_slices or r.slice_thickness
+        slice_step = float(thickness) if thickness and thickness > 0 else 1.0
+        step = normal * slice_step
+    for warning in (_orthonormal_warning(ordered, settings), _frames_of_reference_warning(ordered)):
+        if warning is not None:
+            warnings.append(warning)
+    affine = _matrix(
+        (orientation.row * col_step, orientation.column * row_step, step), positions[0]
+    )
+    spacing = (float(col_step), float(row_step), round(slice_step, 6))
+    return StackGeometry(tuple(ordered), affine, spacing, tuple(warnings))
