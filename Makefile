@@ -19,6 +19,7 @@ demo: $(STAMP)
 	$(BIN)/python -m dicomsieve.synthetic demo $(DEMO_DIR)/dicom
 	$(BIN)/dicomsieve scan $(DEMO_DIR)/dicom --db $(DEMO_DB)
 	$(BIN)/dicomsieve ls --db $(DEMO_DB)
+	$(BIN)/dicomsieve examine --db $(DEMO_DB)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -13,6 +13,7 @@ import sys
 import click
 
 from dicomsieve import __version__
+from dicomsieve.cli.examine import examine_command
 from dicomsieve.cli.ls import ls_command
 from dicomsieve.cli.scan import scan_command
 from dicomsieve.errors import DicomSieveError
@@ -31,6 +32,7 @@ def cli(verbose: int) -> None:
 
 cli.add_command(scan_command)
 cli.add_command(ls_command)
+cli.add_command(examine_command)
 
 
 def main() -> None:

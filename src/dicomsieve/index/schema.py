@@ -172,7 +172,44 @@ CREATE TABLE frames (
 );
 """
 
-MIGRATIONS: Final[tuple[str, ...]] = (_V1,)
+# Version 2: examine results, so that later commands and the web app reuse them. A
+# series' row in ``examinations`` carries the fingerprint of the instances and settings
+# it was computed from; a stale fingerprint means "examine again".
+_V2: Final = """
+CREATE TABLE examinations (
+    series_ref INTEGER NOT NULL PRIMARY KEY REFERENCES series(id) ON DELETE CASCADE,
+    fingerprint TEXT NOT NULL,
+    examined_at TEXT NOT NULL,
+    warnings TEXT NOT NULL,
+    left_out TEXT NOT NULL
+);
+CREATE TABLE loadables (
+    id {id},
+    series_ref INTEGER NOT NULL REFERENCES series(id) ON DELETE CASCADE,
+    ordinal INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    selected SMALLINT NOT NULL,
+    confidence DOUBLE PRECISION NOT NULL,
+    reason TEXT NOT NULL,
+    shape TEXT NOT NULL,
+    spacing TEXT,
+    affine_lps TEXT,
+    warnings TEXT NOT NULL,
+    UNIQUE (series_ref, ordinal)
+);
+CREATE TABLE loadable_slices (
+    loadable_ref INTEGER NOT NULL REFERENCES loadables(id) ON DELETE CASCADE,
+    ordinal INTEGER NOT NULL,
+    instance_ref INTEGER NOT NULL REFERENCES instances(id) ON DELETE CASCADE,
+    frame_number INTEGER,
+    position TEXT,
+    PRIMARY KEY (loadable_ref, ordinal)
+);
+CREATE INDEX loadable_slices_instance ON loadable_slices(instance_ref);
+"""
+
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2)
 """Migration ``n`` (1-based) takes the schema from version ``n - 1`` to ``n``."""
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)

@@ -7,6 +7,7 @@ timeout makes two scans of one database wait for each other instead of failing.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
@@ -18,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from dicomsieve.codes import FileState, FlagCode
+from dicomsieve.codes import FileState, FlagCode, Level, LoadableKind, WarningCode
 from dicomsieve.errors import IndexDbError
 from dicomsieve.index.schema import (
     FRAME_COLUMNS,
@@ -26,6 +27,13 @@ from dicomsieve.index.schema import (
     MIGRATIONS,
     SCHEMA_VERSION,
     id_type,
+)
+from dicomsieve.loadables.model import (
+    ExamineWarning,
+    Loadable,
+    Matrix4,
+    SeriesExamination,
+    SliceRef,
 )
 from dicomsieve.model import FileOutcome, FrameRecord, InstanceRecord, PixelDataInfo
 
@@ -534,6 +542,169 @@ class Index:
             result.append(StoredInstance(int(row[0]), int(row[1]), row[2], row[3], record))
         return result
 
+    # -------------------------------------------------------------- examinations
+
+    def series_fingerprint(self, series_instance_uid: str, salt: str) -> str | None:
+        """A digest of the series' instances (ids, file sizes and times) and ``salt``.
+
+        Stored examine results are valid while this stays the same. ``None`` when the
+        series has no instance.
+        """
+        rows = self.conn.execute(
+            "SELECT i.id, i.duplicate_of, f.size, f.mtime_ns, f.inode FROM instances i "
+            "JOIN files f ON f.id = i.file_ref JOIN series se ON se.id = i.series_ref "
+            "WHERE se.series_instance_uid = ? ORDER BY i.id",
+            (series_instance_uid,),
+        ).fetchall()
+        if not rows:
+            return None
+        digest = hashlib.sha256(salt.encode())
+        for row in rows:
+            digest.update(repr(tuple(row)).encode())
+        return digest.hexdigest()
+
+    def series_uids(self) -> list[str]:
+        """SeriesInstanceUIDs with at least one instance, by series number."""
+        return [
+            str(row[0])
+            for row in self.conn.execute(
+                "SELECT se.series_instance_uid FROM series se "
+                "WHERE EXISTS (SELECT 1 FROM instances i WHERE i.series_ref = se.id) "
+                "ORDER BY se.series_number, se.series_instance_uid"
+            )
+        ]
+
+    def store_examination(self, result: SeriesExamination, fingerprint: str) -> None:
+        """Replace the stored examine result of one series.
+
+        Every slice of every loadable must carry the ``instance_id`` of this index.
+        """
+        with self._write() as db:
+            row = db.execute(
+                "SELECT id FROM series WHERE series_instance_uid = ?",
+                (result.series_instance_uid,),
+            ).fetchone()
+            if row is None:
+                raise IndexDbError("cannot store an examination of a series that is not indexed")
+            series_id = int(row[0])
+            db.execute("DELETE FROM loadables WHERE series_ref = ?", (series_id,))
+            db.execute("DELETE FROM examinations WHERE series_ref = ?", (series_id,))
+            db.execute(
+                "INSERT INTO examinations (series_ref, fingerprint, examined_at, warnings, "
+                "left_out) VALUES (?, ?, ?, ?, ?)",
+                (
+                    series_id,
+                    fingerprint,
+                    datetime.now(UTC).isoformat(timespec="seconds"),
+                    _warnings_json(result.warnings),
+                    json.dumps(list(result.left_out)),
+                ),
+            )
+            for ordinal, loadable in enumerate(result.loadables):
+                cursor = db.execute(
+                    "INSERT INTO loadables (series_ref, ordinal, name, kind, selected, "
+                    "confidence, reason, shape, spacing, affine_lps, warnings) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        series_id,
+                        ordinal,
+                        loadable.name,
+                        str(loadable.kind),
+                        int(loadable.selected),
+                        loadable.confidence,
+                        loadable.reason,
+                        json.dumps(list(loadable.shape)),
+                        _dumps(list(loadable.spacing) if loadable.spacing else None),
+                        _dumps([list(r) for r in loadable.affine_lps])
+                        if loadable.affine_lps
+                        else None,
+                        _warnings_json(loadable.warnings),
+                    ),
+                )
+                loadable_id = cursor.lastrowid
+                slices = []
+                for k, s in enumerate(loadable.slices):
+                    if s.instance_id is None:
+                        raise IndexDbError("a loadable slice without an instance id")
+                    position = json.dumps(list(s.position)) if s.position else None
+                    slices.append((loadable_id, k, s.instance_id, s.frame_number, position))
+                db.executemany(
+                    "INSERT INTO loadable_slices (loadable_ref, ordinal, instance_ref, "
+                    "frame_number, position) VALUES (?, ?, ?, ?, ?)",
+                    slices,
+                )
+
+    def stored_examination(
+        self, series_instance_uid: str, fingerprint: str | None = None
+    ) -> SeriesExamination | None:
+        """The stored examine result of one series.
+
+        With ``fingerprint``, ``None`` unless the stored result was computed from
+        exactly that state (see :meth:`series_fingerprint`).
+        """
+        row = self.conn.execute(
+            "SELECT se.id, se.series_number, se.series_description, se.modality, "
+            "e.fingerprint, e.warnings, e.left_out FROM series se "
+            "JOIN examinations e ON e.series_ref = se.id WHERE se.series_instance_uid = ?",
+            (series_instance_uid,),
+        ).fetchone()
+        if row is None or (fingerprint is not None and row[4] != fingerprint):
+            return None
+        series_id = int(row[0])
+        slice_rows: dict[int, list[SliceRef]] = {}
+        for loadable_id, path, sop, frame, number, position, instance_id in self.conn.execute(
+            "SELECT ls.loadable_ref, f.path, i.sop_instance_uid, ls.frame_number, "
+            "i.instance_number, ls.position, i.id FROM loadable_slices ls "
+            "JOIN loadables lo ON lo.id = ls.loadable_ref "
+            "JOIN instances i ON i.id = ls.instance_ref JOIN files f ON f.id = i.file_ref "
+            "WHERE lo.series_ref = ? ORDER BY ls.loadable_ref, ls.ordinal",
+            (series_id,),
+        ):
+            pos = json.loads(position) if position else None
+            slice_rows.setdefault(int(loadable_id), []).append(
+                SliceRef(
+                    path=path,
+                    sop_instance_uid=sop,
+                    frame_number=frame,
+                    instance_number=number,
+                    position=(float(pos[0]), float(pos[1]), float(pos[2])) if pos else None,
+                    instance_id=int(instance_id),
+                )
+            )
+        loadables = []
+        for lo in self.conn.execute(
+            "SELECT id, name, kind, selected, confidence, reason, shape, spacing, affine_lps, "
+            "warnings FROM loadables WHERE series_ref = ? ORDER BY ordinal",
+            (series_id,),
+        ):
+            spacing = _loads(lo[7])
+            loadables.append(
+                Loadable(
+                    name=lo[1],
+                    kind=LoadableKind(lo[2]),
+                    series_instance_uid=series_instance_uid,
+                    slices=tuple(slice_rows.get(int(lo[0]), ())),
+                    shape=tuple(int(v) for v in json.loads(lo[6])),
+                    spacing=(float(spacing[0]), float(spacing[1]), float(spacing[2]))
+                    if spacing
+                    else None,
+                    affine_lps=_affine_from(lo[8]),
+                    warnings=_warnings_from(lo[9]),
+                    confidence=float(lo[4]),
+                    selected=bool(lo[3]),
+                    reason=lo[5],
+                )
+            )
+        return SeriesExamination(
+            series_instance_uid=series_instance_uid,
+            series_number=row[1],
+            series_description=row[2],
+            modality=row[3],
+            loadables=tuple(loadables),
+            warnings=_warnings_from(row[5]),
+            left_out=tuple(json.loads(row[6])),
+        )
+
     def _frames(self, instance_ids: list[int]) -> dict[int, tuple[FrameRecord, ...]]:
         if not instance_ids:
             return {}
@@ -570,6 +741,26 @@ _JSON_COLUMNS: Final = frozenset(
         "frame_type",
     }
 )
+
+
+def _warnings_json(warnings: Sequence[ExamineWarning]) -> str:
+    return json.dumps([w.to_dict() for w in warnings])
+
+
+def _warnings_from(text: str) -> tuple[ExamineWarning, ...]:
+    return tuple(
+        ExamineWarning(
+            WarningCode(w["code"]), Level(w["level"]), w["message"], tuple(w.get("files", ()))
+        )
+        for w in json.loads(text)
+    )
+
+
+def _affine_from(text: str | None) -> Matrix4 | None:
+    if text is None:
+        return None
+    rows = json.loads(text)
+    return tuple(tuple(float(v) for v in row) for row in rows)  # type: ignore[return-value]
 
 
 def _is_json(name: str) -> bool:

@@ -1,0 +1,115 @@
+"""``dicomsieve examine``: split series into loadables and show why."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from dicomsieve.api import examine_index
+from dicomsieve.cli.options import db_option, json_option, open_index
+from dicomsieve.codes import Level
+from dicomsieve.index.store import Index
+from dicomsieve.loadables.model import Examination, SeriesExamination
+from dicomsieve.scan.scanner import scan
+from dicomsieve.settings import Settings
+
+__all__ = ["examine_command"]
+
+_LEVEL_STYLE = {Level.INFO: "dim", Level.WARNING: "yellow", Level.ERROR: "bold red"}
+
+
+@click.command("examine")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@db_option
+@click.option("--series", "series_uid", default=None, help="Only the series with this UID.")
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Worker processes for the scan of PATHS; 0 means one per core.",
+)
+@json_option
+def examine_command(
+    paths: tuple[Path, ...], db: Path | None, series_uid: str | None, jobs: int, as_json: bool
+) -> None:
+    """Split every series into loadables: volumes, 4D sequences, localizers, images.
+
+    Given PATHS, they are scanned first: into a temporary index that is deleted
+    afterwards, or into --db when it is given. Without PATHS, what --db (or the default
+    index) holds is examined. Results are stored in the index.
+    """
+    settings = Settings(jobs=jobs)
+    if paths and db is None:
+        with (
+            tempfile.TemporaryDirectory(prefix="dicomsieve-") as tmp,
+            Index(Path(tmp) / "index.sqlite") as index,
+        ):
+            examination = _run(index, paths, series_uid, settings)
+    else:
+        with open_index(db) as index:
+            examination = _run(index, paths, series_uid, settings)
+    if as_json:
+        sys.stdout.write(examination.to_json() + "\n")
+        return
+    _print(examination)
+
+
+def _run(
+    index: Index, paths: tuple[Path, ...], series_uid: str | None, settings: Settings
+) -> Examination:
+    if paths:
+        scan([str(p) for p in paths], index, settings)
+    return examine_index(index, settings, series_uid=series_uid)
+
+
+def _print(examination: Examination) -> None:
+    console = Console()
+    if not examination.series:
+        console.print("No series indexed.")
+        return
+    for series in examination.series:
+        console.print(_table(series))
+        for loadable in series.loadables:
+            for w in loadable.warnings:
+                if w.level is not Level.INFO:
+                    console.print(
+                        f"  [{_LEVEL_STYLE[w.level]}]{w.code}[/] {loadable.name}: {w.message}",
+                        highlight=False,
+                    )
+        for w in series.warnings:
+            console.print(f"  [dim]{w.code}[/] {w.message}", highlight=False)
+        console.print()
+
+
+def _table(series: SeriesExamination) -> Table:
+    title = (
+        f"Series {series.series_number if series.series_number is not None else '?'} "
+        f"{series.series_description or ''} ({series.modality or '?'})"
+    )
+    table = Table(title=title, title_justify="left", caption=series.series_instance_uid)
+    table.add_column("sel")
+    table.add_column("kind")
+    table.add_column("name")
+    table.add_column("shape")
+    table.add_column("conf", justify="right")
+    table.add_column("warnings")
+    table.add_column("reason")
+    for lo in series.loadables:
+        codes = sorted({str(w.code) for w in lo.warnings if w.level is not Level.INFO})
+        table.add_row(
+            "*" if lo.selected else "",
+            str(lo.kind),
+            lo.name,
+            "x".join(str(n) for n in lo.shape) or "-",
+            f"{lo.confidence:.2f}",
+            ", ".join(codes),
+            lo.reason,
+        )
+    return table
