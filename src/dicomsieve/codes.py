@@ -159,3 +159,5 @@ class WarningCode(StrEnum):
     """Files with an already indexed SOPInstanceUID were left out."""
     NO_PIXEL_DATA = "NO_PIXEL_DATA"
     """An object without pixel data (or without Rows and Columns)."""
+    MOSAIC_NOT_SPLIT = "MOSAIC_NOT_SPLIT"
+    """A Siemens mosaic: each image holds a grid of slices that examine does not separate."""

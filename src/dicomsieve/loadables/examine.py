@@ -176,6 +176,15 @@ def _build(draft: Draft, series_uid: str, settings: Settings) -> tuple[Draft, Lo
                     "repeat the slice positions of the first; the first defines the affine",
                 )
             )
+    if any("MOSAIC" in s.all_image_type_values for s in draft.slices):
+        warnings.append(
+            ExamineWarning(
+                WarningCode.MOSAIC_NOT_SPLIT,
+                Level.WARNING,
+                "Siemens mosaic (ImageType MOSAIC): each image holds a grid of slices; "
+                "the tiles are not separated, so shape and affine describe the mosaic",
+            )
+        )
     record = draft.timepoints[0][0].record
     shape: tuple[int, ...] = (record.columns or 0, record.rows or 0, len(draft.timepoints[0]))
     if draft.kind is LoadableKind.SEQUENCE:

@@ -411,9 +411,16 @@ def _echo_key(s: Slice) -> Hashable:
     return ("number", number) if number is not None else None
 
 
+def _describe_series_number(value: Hashable, index: int, count: int) -> tuple[str, str]:
+    return f"SeriesNumber {value}", f"series {value}"
+
+
 _SPLIT_KEYS: tuple[
     tuple[str, Callable[[Slice], Hashable], Callable[[Hashable, int, int], tuple[str, str]]], ...
 ] = (
+    # One UID with several SeriesNumbers (an export that re-encoded one image several
+    # times, say) holds distinct series.
+    ("SeriesNumber", lambda s: s.record.series_number, _describe_series_number),
     ("ImageType", lambda s: s.component, _describe_component),
     ("echo", _echo_key, _describe_echo),
 )
