@@ -197,6 +197,8 @@ def split_series(slices: Sequence[Slice], settings: Settings) -> list[Draft]:
             drafts.extend(_split_matrix_group(child, group))
     elif images:
         drafts.extend(_split_matrix_group(ctx, images))
+    if len(drafts) == 1:
+        drafts[0] = replace(drafts[0], reasons=("the whole series", *drafts[0].reasons))
     return drafts
 
 
@@ -235,7 +237,9 @@ def _split_matrix_group(ctx: _Context, slices: list[Slice]) -> list[Draft]:
             drafts.extend(_localizers(ctx, group, f"ImageType {token}", 0.95))
     if not rest:
         return drafts
-    if all(s.description_says_scout for s in rest):
+    # The description decides only where no image carries a localizer ImageType: in a
+    # series that flags its scouts, the unflagged images are the real ones.
+    if not flagged and all(s.description_says_scout for s in rest):
         words = rest[0].record.series_description or rest[0].record.protocol_name or ""
         drafts.extend(_localizers(ctx, rest, f"the description {words!r} says scout", 0.7))
         return drafts
@@ -376,9 +380,7 @@ def _split_orientation(ctx: _Context, slices: list[Slice], orientation: Orientat
 
 
 def _whole(ctx: _Context, count: int) -> str:
-    if ctx.reasons:
-        return f"{count} slices, one per position"
-    return f"the whole series: {count} slices, one per position"
+    return f"{count} slices, one per position"
 
 
 def _value_order(value: Hashable) -> tuple[int, str, float]:
