@@ -22,8 +22,8 @@ demo: $(STAMP)
 	$(BIN)/dicomsieve examine --db $(DEMO_DB)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench tools
+	$(BIN)/ruff format --check src tests bench tools
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src

@@ -153,6 +153,8 @@ class WarningCode(StrEnum):
     """The slices of one loadable name more than one FrameOfReferenceUID."""
     INCOMPLETE_SEQUENCE = "INCOMPLETE_SEQUENCE"
     """Some time points (or b-values...) lack slices that the others have."""
+    REPEATS_BY_ORDER = "REPEATS_BY_ORDER"
+    """Positions repeat and no tag tells the repeats apart: time points by InstanceNumber."""
     SEQUENCE_GEOMETRY_MISMATCH = "SEQUENCE_GEOMETRY_MISMATCH"
     """Time points of a sequence do not share the same slice positions."""
     DUPLICATE_SOP_INSTANCE = "DUPLICATE_SOP_INSTANCE"

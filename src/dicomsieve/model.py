@@ -137,6 +137,10 @@ class InstanceRecord:
     has_referenced_image_sequence: bool = False
     pixel_data: PixelDataInfo | None = None
     frames: tuple[FrameRecord, ...] = ()
+    mosaic_slices: int | None = None
+    """Siemens mosaic: how many tiles hold slices (from the CSA image header)."""
+    slice_normal: Floats | None = None
+    """Siemens mosaic: the direction slices are stacked in (CSA SliceNormalVector)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ __all__ = [
 ]
 
 # (column, SQL type). JSON columns hold tuples. The order is the insert order.
-INSTANCE_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
+_INSTANCE_COLUMNS_V1: Final[tuple[tuple[str, str], ...]] = (
     ("sop_instance_uid", "TEXT NOT NULL"),
     ("sop_class_uid", "TEXT"),
     ("transfer_syntax_uid", "TEXT"),
@@ -74,6 +74,13 @@ INSTANCE_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ("pixel_length", "BIGINT"),
     ("pixel_deflated", "INTEGER"),
 )
+
+# Added by migration 3: Siemens mosaic geometry from the CSA image header.
+_INSTANCE_COLUMNS_V3: Final[tuple[tuple[str, str], ...]] = (
+    ("mosaic_slices", "INTEGER"),
+    ("slice_normal", "TEXT"),
+)
+INSTANCE_COLUMNS: Final = _INSTANCE_COLUMNS_V1 + _INSTANCE_COLUMNS_V3
 
 FRAME_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ("frame_number", "INTEGER NOT NULL"),
@@ -161,7 +168,7 @@ CREATE TABLE instances (
     file_ref INTEGER NOT NULL UNIQUE REFERENCES files(id) ON DELETE CASCADE,
     series_ref INTEGER NOT NULL REFERENCES series(id),
     duplicate_of INTEGER REFERENCES instances(id) ON DELETE SET NULL,
-    {_columns(INSTANCE_COLUMNS)}
+    {_columns(_INSTANCE_COLUMNS_V1)}
 );
 CREATE INDEX instances_sop ON instances(sop_instance_uid);
 CREATE INDEX instances_series ON instances(series_ref);
@@ -196,6 +203,7 @@ CREATE TABLE loadables (
     spacing TEXT,
     affine_lps TEXT,
     warnings TEXT NOT NULL,
+    mosaic_slices INTEGER,
     UNIQUE (series_ref, ordinal)
 );
 CREATE TABLE loadable_slices (
@@ -209,7 +217,11 @@ CREATE TABLE loadable_slices (
 CREATE INDEX loadable_slices_instance ON loadable_slices(instance_ref);
 """
 
-MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2)
+_V3: Final = ";\n".join(
+    f"ALTER TABLE instances ADD COLUMN {name} {sql_type}" for name, sql_type in _INSTANCE_COLUMNS_V3
+)
+
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3)
 """Migration ``n`` (1-based) takes the schema from version ``n - 1`` to ``n``."""
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)

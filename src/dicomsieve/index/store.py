@@ -603,8 +603,8 @@ class Index:
             for ordinal, loadable in enumerate(result.loadables):
                 cursor = db.execute(
                     "INSERT INTO loadables (series_ref, ordinal, name, kind, selected, "
-                    "confidence, reason, shape, spacing, affine_lps, warnings) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "confidence, reason, shape, spacing, affine_lps, warnings, mosaic_slices) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         series_id,
                         ordinal,
@@ -619,6 +619,7 @@ class Index:
                         if loadable.affine_lps
                         else None,
                         _warnings_json(loadable.warnings),
+                        loadable.mosaic_slices,
                     ),
                 )
                 loadable_id = cursor.lastrowid
@@ -674,7 +675,7 @@ class Index:
         loadables = []
         for lo in self.conn.execute(
             "SELECT id, name, kind, selected, confidence, reason, shape, spacing, affine_lps, "
-            "warnings FROM loadables WHERE series_ref = ? ORDER BY ordinal",
+            "warnings, mosaic_slices FROM loadables WHERE series_ref = ? ORDER BY ordinal",
             (series_id,),
         ):
             spacing = _loads(lo[7])
@@ -693,6 +694,7 @@ class Index:
                     confidence=float(lo[4]),
                     selected=bool(lo[3]),
                     reason=lo[5],
+                    mosaic_slices=lo[10],
                 )
             )
         return SeriesExamination(
@@ -730,6 +732,7 @@ class Index:
 _JSON_COLUMNS: Final = frozenset(
     {
         "image_type",
+        "slice_normal",
         "image_position",
         "image_orientation",
         "pixel_spacing",

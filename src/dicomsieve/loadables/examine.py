@@ -15,7 +15,7 @@ from dataclasses import replace
 import numpy as np
 
 from dicomsieve.codes import Level, LoadableKind, WarningCode
-from dicomsieve.loadables.geometry import analyse_stack
+from dicomsieve.loadables.geometry import MosaicGeometry, analyse_stack, mosaic_geometry
 from dicomsieve.loadables.model import (
     Examination,
     ExamineWarning,
@@ -176,29 +176,52 @@ def _build(draft: Draft, series_uid: str, settings: Settings) -> tuple[Draft, Lo
                     "repeat the slice positions of the first; the first defines the affine",
                 )
             )
-    if any("MOSAIC" in s.all_image_type_values for s in draft.slices):
+    record = draft.timepoints[0][0].record
+    kind = draft.kind
+    shape: tuple[int, ...] = (record.columns or 0, record.rows or 0, len(draft.timepoints[0]))
+    affine, spacing, mosaic_slices = first.affine, first.spacing, None
+    mosaic = _mosaic(draft)
+    if mosaic is not None:
+        shape = (mosaic.tile_columns, mosaic.tile_rows, mosaic.slices)
+        affine, spacing, mosaic_slices = mosaic.affine, mosaic.spacing, mosaic.slices
+        if kind is LoadableKind.IMAGE and mosaic.slices > 1:
+            kind = LoadableKind.VOLUME
+    elif any("MOSAIC" in s.all_image_type_values for s in draft.slices):
         warnings.append(
             ExamineWarning(
                 WarningCode.MOSAIC_NOT_SPLIT,
                 Level.WARNING,
-                "Siemens mosaic (ImageType MOSAIC): each image holds a grid of slices; "
-                "the tiles are not separated, so shape and affine describe the mosaic",
+                "Siemens mosaic (ImageType MOSAIC) without a readable CSA image header: the "
+                "number of tiles is unknown, so shape and affine describe the whole mosaic",
             )
         )
-    record = draft.timepoints[0][0].record
-    shape: tuple[int, ...] = (record.columns or 0, record.rows or 0, len(draft.timepoints[0]))
-    if draft.kind is LoadableKind.SEQUENCE:
+    if kind is LoadableKind.SEQUENCE:
         shape = (*shape, len(draft.timepoints))
     loadable = Loadable(
         name="",
-        kind=draft.kind,
+        kind=kind,
         series_instance_uid=series_uid,
         slices=tuple(s.ref() for s in ordered),
         shape=shape,
-        spacing=first.spacing,
-        affine_lps=first.affine,
+        spacing=spacing,
+        affine_lps=affine,
+        mosaic_slices=mosaic_slices,
     )
     return draft, _with_warnings(loadable, warnings, draft.base_confidence)
+
+
+def _mosaic(draft: Draft) -> MosaicGeometry | None:
+    """The mosaic geometry when every time point is one mosaic of the same layout."""
+    if any(len(t) != 1 for t in draft.timepoints):
+        return None
+    layouts = {
+        (s.record.mosaic_slices, s.record.rows, s.record.columns)
+        for t in draft.timepoints
+        for s in t
+    }
+    if len(layouts) != 1:
+        return None
+    return mosaic_geometry(draft.timepoints[0][0], draft.orientation)
 
 
 def _with_warnings(loadable: Loadable, warnings: list[ExamineWarning], base: float) -> Loadable:
@@ -216,10 +239,14 @@ def _with_warnings(loadable: Loadable, warnings: list[ExamineWarning], base: flo
 def _name_all(
     built: Sequence[tuple[Draft, Loadable]], description: str | None, number: int | None
 ) -> list[tuple[Draft, Loadable]]:
-    base = description or (f"Series {number}" if number is not None else "Series")
     seen: dict[str, int] = {}
     out = []
     for draft, loadable in built:
+        # The loadable's own description and number: a UID may hold several series.
+        own = draft.slices[0].record if draft.slices else None
+        own_description = own.series_description if own else description
+        own_number = own.series_number if own else number
+        base = own_description or (f"Series {own_number}" if own_number is not None else "Series")
         qualifiers = list(dict.fromkeys(draft.qualifiers))
         if (
             loadable.kind not in (LoadableKind.VOLUME, LoadableKind.LOCALIZER)

@@ -22,15 +22,20 @@ from dicomsieve.loadables.slices import Slice
 from dicomsieve.settings import Settings
 
 __all__ = [
+    "MosaicGeometry",
     "Orientation",
     "StackGeometry",
     "analyse_stack",
     "cluster_orientations",
+    "mosaic_geometry",
     "orientation_of",
     "plane_name",
 ]
 
 Vec = NDArray[np.float64]
+
+# Modalities whose images always carry a position (as in split.py).
+_CROSS_SECTIONAL = frozenset({"CT", "MR", "PT", "NM"})
 
 # Files listed in one warning message; the full list goes into ExamineWarning.files.
 _NAMED_IN_MESSAGE = 4
@@ -204,6 +209,19 @@ def _frames_of_reference_warning(slices: Sequence[Slice]) -> ExamineWarning | No
     )
 
 
+def _multiples(
+    odd: Sequence[tuple[int, float]], usual: float, tol: float
+) -> list[tuple[int, float, int]]:
+    """The gaps that are an integer multiple (2 or more) of ``usual``, with the number of
+    slices missing in each."""
+    out = []
+    for i, g in odd:
+        k = round(g / usual)
+        if k >= 2 and abs(g - k * usual) <= tol * k:
+            out.append((i, g, k - 1))
+    return out
+
+
 def _spacing_warnings(
     ordered: Sequence[Slice], gaps: Sequence[float], settings: Settings
 ) -> list[ExamineWarning]:
@@ -235,11 +253,20 @@ def _spacing_warnings(
     ]
     if not odd:
         return out
-    multiples = []
-    for i, g in odd:
-        k = round(g / usual)
-        if k >= 2 and abs(g - k * usual) <= tol * k:
-            multiples.append((i, g, k - 1))
+    multiples = _multiples(odd, usual, tol)
+    if len(multiples) != len(odd):
+        # With few gaps the median can fall between the usual gap and a double one: try
+        # the smallest gap as the usual spacing.
+        base = min(real)
+        base_tol = max(settings.spacing_tolerance_mm, settings.spacing_tolerance_rel * base)
+        odd_base = [
+            (i, g)
+            for i, g in enumerate(gaps)
+            if g > settings.position_tolerance_mm and abs(g - base) > base_tol
+        ]
+        candidate = _multiples(odd_base, base, base_tol)
+        if len(candidate) == len(odd_base):
+            usual, tol, odd, multiples = base, base_tol, odd_base, candidate
     if len(multiples) == len(odd):
         missing = sum(m for _, _, m in multiples)
         where = "; ".join(
@@ -308,7 +335,7 @@ def _tilt_warnings(
                 WarningCode.GANTRY_TILT,
                 Level.WARNING,
                 f"slices are stacked {tilt:.2f} degrees off their normal ({tag_text}); "
-                "the affine is sheared to place every slice exactly",
+                "the affine is sheared: its slice axis runs from the first slice to the last",
             )
         )
     if tag is not None and abs(abs(tag) - tilt) > max(tol, 0.5):
@@ -359,7 +386,9 @@ def analyse_stack(
             warnings.append(
                 ExamineWarning(
                     WarningCode.MISSING_GEOMETRY,
-                    Level.ERROR if len(ordered) > 1 else Level.INFO,
+                    Level.ERROR
+                    if len(ordered) > 1 or ordered[0].record.modality in _CROSS_SECTIONAL
+                    else Level.INFO,
                     f"{len(missing)} of {len(ordered)} slice(s) lack ImagePositionPatient or "
                     f"ImageOrientationPatient ({_names(missing)}); ordered by InstanceNumber, "
                     "no affine",
@@ -442,3 +471,53 @@ def analyse_stack(
     )
     spacing = (float(col_step), float(row_step), round(slice_step, 6))
     return StackGeometry(tuple(ordered), affine, spacing, tuple(warnings))
+
+
+@dataclass(frozen=True, slots=True)
+class MosaicGeometry:
+    """The volume inside one Siemens mosaic image."""
+
+    tile_columns: int
+    tile_rows: int
+    slices: int
+    affine: Matrix4
+    spacing: tuple[float, float, float]
+
+
+def mosaic_geometry(s: Slice, orientation: Orientation | None) -> MosaicGeometry | None:
+    """Unpack the geometry of a Siemens mosaic: tiles of ``Columns / m`` by ``Rows / m``
+    pixels, ``m = ceil(sqrt(slices))`` per side, filled row by row from the top left.
+
+    ImagePositionPatient of a mosaic is the corner of the whole grid; the first slice's
+    corner lies half the difference between the mosaic and the tile size further along
+    the row and column directions. Slices follow the CSA SliceNormalVector (the cross
+    product of the cosines when absent), SpacingBetweenSlices apart (else
+    SliceThickness). ``None`` when the object is not a mosaic or lacks geometry.
+    """
+    r = s.record
+    n = r.mosaic_slices
+    if not n or orientation is None or s.position is None or s.pixel_spacing is None:
+        return None
+    if not r.rows or not r.columns:
+        return None
+    per_side = math.ceil(math.sqrt(n))
+    if r.rows % per_side or r.columns % per_side:
+        return None
+    tile_rows, tile_columns = r.rows // per_side, r.columns // per_side
+    row_step, col_step = s.pixel_spacing
+    origin = (
+        s.position
+        + orientation.row * col_step * (r.columns - tile_columns) / 2
+        + orientation.column * row_step * (r.rows - tile_rows) / 2
+    )
+    normal = orientation.normal
+    if r.slice_normal is not None and len(r.slice_normal) == 3:
+        csa = np.asarray(r.slice_normal, dtype=np.float64)
+        length = float(np.linalg.norm(csa))
+        if length > 0.5:
+            normal = csa / length
+    gap = r.spacing_between_slices or r.slice_thickness or 1.0
+    affine = _matrix(
+        (orientation.row * col_step, orientation.column * row_step, normal * gap), origin
+    )
+    return MosaicGeometry(tile_columns, tile_rows, n, affine, (col_step, row_step, float(gap)))

@@ -122,6 +122,9 @@ class Loadable:
         Part of the default answer for the series.
     reason
         The rule that produced this loadable.
+    mosaic_slices
+        For Siemens mosaics: each slice reference is one mosaic image holding this many
+        slices as tiles (``shape`` and ``affine_lps`` describe the unpacked volume).
     """
 
     name: str
@@ -135,6 +138,7 @@ class Loadable:
     confidence: float = 1.0
     selected: bool = False
     reason: str = ""
+    mosaic_slices: int | None = None
 
     @property
     def files(self) -> tuple[str, ...]:
@@ -159,6 +163,7 @@ class Loadable:
             if self.affine_lps is not None
             else None,
             "warnings": [w.to_dict() for w in self.warnings],
+            "mosaic_slices": self.mosaic_slices,
         }
 
 

@@ -174,9 +174,19 @@ class Slice:
 
     @property
     def description_says_scout(self) -> bool:
+        """SeriesDescription says scout; ProtocolName only when there is no description
+        (GE writes the whole exam's protocol there, "BRAIN WITH LOC", on every series)."""
         r = self.record
-        words = description_words(r.series_description) | description_words(r.protocol_name)
-        return bool(words & _LOCALIZER_WORDS)
+        text = r.series_description or r.protocol_name
+        return bool(description_words(text) & _LOCALIZER_WORDS)
+
+    @property
+    def described_by(self) -> str:
+        """The field :attr:`description_says_scout` read, with its value, for reasons."""
+        r = self.record
+        if r.series_description:
+            return f"SeriesDescription {r.series_description!r}"
+        return f"ProtocolName {r.protocol_name!r}"
 
     @property
     def component(self) -> str | None:

@@ -36,6 +36,9 @@ from dicomsieve.settings import Settings
 
 __all__ = ["Draft", "split_series"]
 
+# Modalities whose images always carry a position: one without is broken, not a projection.
+CROSS_SECTIONAL = frozenset({"CT", "MR", "PT", "NM"})
+
 # Secondary Capture storage classes: screenshots and scanned documents.
 _SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
 
@@ -118,11 +121,17 @@ def _group(
 
 
 def _is_screenshot(s: Slice) -> bool:
+    """A secondary capture that is derived, in colour or without geometry, or a derived
+    secondary colour image of any class (a dose report, a rendered view)."""
     r = s.record
-    secondary = (r.sop_class_uid or "").startswith(_SECONDARY_CAPTURE_PREFIX)
+    secondary_capture = (r.sop_class_uid or "").startswith(_SECONDARY_CAPTURE_PREFIX)
     rgb = (r.samples_per_pixel or 1) > 1
     no_geometry = s.position is None or orientation_of(s) is None
-    return (secondary or rgb) and (s.is_derived or no_geometry)
+    image_type = tuple(v.upper() for v in (r.image_type or ()))
+    derived_secondary = image_type[:2] == ("DERIVED", "SECONDARY")
+    if secondary_capture:
+        return s.is_derived or rgb or no_geometry
+    return rgb and derived_secondary
 
 
 def _lone_image(ctx: _Context, s: Slice, orientation: Orientation | None) -> Draft:
@@ -131,7 +140,16 @@ def _lone_image(ctx: _Context, s: Slice, orientation: Orientation | None) -> Dra
             LoadableKind.IMAGE,
             [[s]],
             orientation,
-            "a derived screenshot (secondary capture or colour image without geometry)",
+            "a derived screenshot (a secondary capture, or a derived secondary colour image)",
+            selectable=False,
+            base_confidence=0.9,
+        )
+    if s.record.modality in CROSS_SECTIONAL and (s.position is None or orientation is None):
+        return ctx.draft(
+            LoadableKind.IMAGE,
+            [[s]],
+            orientation,
+            f"an image ({s.record.modality}) that cannot be placed: no position or orientation",
             selectable=False,
             base_confidence=0.9,
         )
@@ -187,7 +205,8 @@ def split_series(slices: Sequence[Slice], settings: Settings) -> list[Draft]:
                 WarningCode.INCONSISTENT_MATRIX,
                 Level.INFO,
                 f"the series mixes {len(by_matrix)} matrices ({'; '.join(described)}); "
-                f"this loadable has the {len(group)} slice(s) of {_describe_matrix(key)}",  # type: ignore[arg-type]
+                f"this part of the series has the {len(group)} slice(s) of "
+                f"{_describe_matrix(key)}",  # type: ignore[arg-type]
             )
             child = ctx.child(
                 f"split from the series by matrix {_describe_matrix(key)}",  # type: ignore[arg-type]
@@ -240,15 +259,17 @@ def _split_matrix_group(ctx: _Context, slices: list[Slice]) -> list[Draft]:
     # The description decides only where no image carries a localizer ImageType: in a
     # series that flags its scouts, the unflagged images are the real ones.
     if not flagged and all(s.description_says_scout for s in rest):
-        words = rest[0].record.series_description or rest[0].record.protocol_name or ""
-        drafts.extend(_localizers(ctx, rest, f"the description {words!r} says scout", 0.7))
+        described = rest[0].described_by
+        drafts.extend(_localizers(ctx, rest, f"the {described} says scout", 0.7))
         return drafts
-    clusters, without = cluster_orientations(rest, ctx.settings)
+    placed = [s for s in rest if s.position is not None]
+    clusters, without = cluster_orientations(placed, ctx.settings)
+    without = sorted([*without, *(s for s in rest if s.position is None)], key=lambda s: s.sort_key)
     if clusters:
         major_orientation, major = clusters[0]
         kept: list[tuple[Orientation, list[Slice]]] = [clusters[0]]
         for orientation, members in clusters[1:]:
-            if len(members) <= 2 and len(major) >= 3 * len(members) and len(major) >= 3:
+            if len(members) <= 2 and len(major) > len(members) and len(major) >= 2:
                 angle = _angle_between(major_orientation, orientation)
                 drafts.extend(
                     _localizers(
@@ -383,12 +404,19 @@ def _whole(ctx: _Context, count: int) -> str:
     return f"{count} slices, one per position"
 
 
-def _value_order(value: Hashable) -> tuple[int, str, float]:
-    if value is None:
-        return (1, "", 0.0)
-    if isinstance(value, int | float):
-        return (0, "", float(value))
-    return (0, str(value), 0.0)
+def _value_order(value: Hashable) -> tuple[tuple[int, float, str], ...]:
+    """A sort key for split values: numbers as numbers (TE 5 before TE 10), tuples item by
+    item, ``None`` last."""
+    items = value if isinstance(value, tuple) else (value,)
+    key: list[tuple[int, float, str]] = []
+    for item in items:
+        if item is None:
+            key.append((2, 0.0, ""))
+        elif isinstance(item, int | float) and not isinstance(item, bool):
+            key.append((0, float(item), ""))
+        else:
+            key.append((1, 0.0, str(item)))
+    return tuple(key)
 
 
 def _describe_component(value: Hashable, index: int, count: int) -> tuple[str, str]:
@@ -498,6 +526,7 @@ def _sequence(ctx: _Context, groups: list[list[Slice]], orientation: Orientation
             ordered = sorted(parts.values(), key=lambda m: min(_acquisition_order(s) for s in m))
         timepoints, axis = ordered, name
         break
+    order_warning: tuple[ExamineWarning, ...] = ()
     if timepoints is None:
         axis = "acquisition order"
         ranked: dict[int, list[Slice]] = defaultdict(list)
@@ -505,13 +534,29 @@ def _sequence(ctx: _Context, groups: list[list[Slice]], orientation: Orientation
             for rank, s in enumerate(sorted(g, key=_acquisition_order)):
                 ranked[rank].append(s)
         timepoints = [ranked[r] for r in sorted(ranked)]
+        untold = any(s.time_s is None for s in slices) or any(
+            len({s.time_s for s in g}) < len(g) for g in groups
+        )
+        declared = {s.record.number_of_temporal_positions for s in slices}
+        if untold and declared != {len(timepoints)}:
+            order_warning = (
+                ExamineWarning(
+                    WarningCode.REPEATS_BY_ORDER,
+                    Level.WARNING,
+                    f"{len(slices)} slices at {len(groups)} positions: no temporal position, "
+                    "b-value, trigger time, acquisition number or acquisition time tells the "
+                    f"repeats apart, so they are grouped into {len(timepoints)} time points "
+                    "by InstanceNumber order; they may be different images (magnitude and "
+                    "field map, say) rather than time points",
+                ),
+            )
     count = len(groups)
     complete = [t for t in timepoints if len(t) == count]
     incomplete = [(i, t) for i, t in enumerate(timepoints, start=1) if len(t) != count]
     drafts: list[Draft] = []
-    warnings: tuple[ExamineWarning, ...] = ()
+    warnings: tuple[ExamineWarning, ...] = order_warning
     if incomplete:
-        warnings = (
+        warnings += (
             ExamineWarning(
                 WarningCode.INCOMPLETE_SEQUENCE,
                 Level.WARNING,

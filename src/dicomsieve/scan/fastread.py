@@ -24,6 +24,7 @@ from dicomsieve.scan.tags import (
     CHARSET_VRS,
     PIXEL_DATA_TAGS,
     PRESENCE,
+    RAW_TAGS,
     SPECIFIC_CHARACTER_SET,
     TEXT_VRS,
     TOP_LEVEL_SPEC,
@@ -325,7 +326,9 @@ def _decode_tree(tree: HeaderTree, little: bool, codec: str | None) -> HeaderTre
     for tag, value in tree.items():
         if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], bytes):
             vr, raw = value
-            if vr in TEXT_VRS or vr in ("DS", "IS"):
+            if tag in RAW_TAGS:
+                out[tag] = bytes(raw)
+            elif vr in TEXT_VRS or vr in ("DS", "IS"):
                 out[tag] = _decode_text(vr, raw, codec)
             elif vr in BINARY_FORMATS:
                 out[tag] = decode_binary(vr, raw, little)

@@ -31,6 +31,7 @@ from dicomsieve.scan.fastread import (
 from dicomsieve.scan.tags import (
     PIXEL_DATA_TAGS,
     PRESENCE,
+    RAW_TAGS,
     TEXT_VRS,
     TOP_LEVEL_SPEC,
     HeaderTree,
@@ -57,6 +58,10 @@ def tree_from_dataset(ds: Dataset, spec: Spec = TOP_LEVEL_SPEC) -> HeaderTree:
         if isinstance(want, dict):
             if elem.VR == "SQ" and value is not None:
                 tree[tag] = tuple(tree_from_dataset(item, want) for item in value)
+            continue
+        if tag in RAW_TAGS:
+            if isinstance(value, bytes | bytearray):
+                tree[tag] = bytes(value)
             continue
         if value is None or isinstance(value, bytes | bytearray):
             if value is None or not value:

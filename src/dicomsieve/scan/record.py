@@ -6,6 +6,7 @@ import math
 from typing import Final
 
 from dicomsieve.model import FrameRecord, InstanceRecord, PixelDataInfo
+from dicomsieve.scan.siemens import CSA_CREATOR, MosaicInfo, mosaic_info
 from dicomsieve.scan.tags import HeaderTree
 
 __all__ = ["build_frames", "build_instance", "first_str"]
@@ -159,6 +160,16 @@ def build_frames(tree: HeaderTree) -> tuple[FrameRecord, ...]:
     return tuple(_frame(n + 1, item, shared) for n, item in enumerate(per_frame))
 
 
+def _mosaic(tree: HeaderTree, image_type: tuple[str, ...] | None) -> MosaicInfo | None:
+    """Slices per mosaic and slice normal of a Siemens mosaic, from its CSA header."""
+    if not image_type or "MOSAIC" not in (v.upper() for v in image_type):
+        return None
+    raw = tree.get(0x00291010)
+    if not isinstance(raw, bytes) or first_str(tree, 0x00290010) != CSA_CREATOR:
+        return None
+    return mosaic_info(raw)
+
+
 def build_instance(
     tree: HeaderTree, transfer_syntax: str | None, pixel: PixelDataInfo | None
 ) -> InstanceRecord | None:
@@ -168,6 +179,8 @@ def build_instance(
     study = first_str(tree, 0x0020000D)
     if not (sop and series and study):
         return None
+    image_type = _strs(tree, 0x00080008)
+    mosaic = _mosaic(tree, image_type)
     return InstanceRecord(
         sop_instance_uid=sop,
         sop_class_uid=first_str(tree, 0x00080016),
@@ -190,7 +203,7 @@ def build_instance(
         sequence_name=_joined(tree, 0x00180024),
         instance_number=_int(tree, 0x00200013),
         acquisition_number=_int(tree, 0x00200012),
-        image_type=_strs(tree, 0x00080008),
+        image_type=image_type,
         content_time=first_str(tree, 0x00080033),
         acquisition_time=first_str(tree, 0x00080032),
         image_position=_floats(tree, 0x00200032, 3),
@@ -230,4 +243,6 @@ def build_instance(
         has_referenced_image_sequence=0x00081140 in tree,
         pixel_data=pixel,
         frames=build_frames(tree),
+        mosaic_slices=mosaic[0] if mosaic else None,
+        slice_normal=mosaic[1] if mosaic else None,
     )

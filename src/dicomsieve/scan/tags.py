@@ -22,6 +22,7 @@ __all__ = [
     "FUNCTIONAL_GROUP_SPEC",
     "PIXEL_DATA_TAGS",
     "PRESENCE",
+    "RAW_TAGS",
     "TOP_LEVEL_SPEC",
     "VR_OF",
     "HeaderTree",
@@ -126,7 +127,12 @@ VR_OF: Final[dict[int, str]] = {
     0x00289145: "SQ",
     0x52009229: "SQ",
     0x52009230: "SQ",
+    0x00290010: "LO",  # private creator of block 0x10 in group 0029
+    0x00291010: "OB",  # Siemens CSA image header, when the creator above says so
 }
+
+# Tags kept as raw bytes (binary structures parsed when the record is built).
+RAW_TAGS: Final = frozenset({0x00291010})
 
 # Functional group macros inside Shared/PerFrameFunctionalGroupsSequence items.
 FUNCTIONAL_GROUP_SPEC: Final[Spec] = {
