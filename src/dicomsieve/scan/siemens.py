@@ -9,6 +9,7 @@ against the buffer) and returns what it understood; it never raises.
 
 from __future__ import annotations
 
+import math
 import struct
 from typing import Final
 
@@ -17,6 +18,7 @@ __all__ = ["CSA_CREATOR", "MosaicInfo", "mosaic_info", "parse_csa"]
 CSA_CREATOR: Final = "SIEMENS CSA HEADER"
 _MAX_TAGS: Final = 1024
 _MAX_ITEMS: Final = 1024
+_MAX_SLICES: Final = 4096
 _WANTED: Final = frozenset({"NumberOfImagesInMosaic", "SliceNormalVector"})
 
 MosaicInfo = tuple[int, tuple[float, float, float] | None]
@@ -67,15 +69,17 @@ def mosaic_info(raw: bytes) -> MosaicInfo | None:
         return None
     try:
         slices = int(float(count[0]))
-    except ValueError:
+    except (ValueError, OverflowError):  # "nan", "inf"
         return None
-    if slices < 1:
+    if not 1 <= slices <= _MAX_SLICES:
         return None
     normal: tuple[float, float, float] | None = None
     vector = items.get("SliceNormalVector", ())
     if len(vector) == 3:
         try:
-            normal = (float(vector[0]), float(vector[1]), float(vector[2]))
+            x, y, z = (float(v) for v in vector)
         except ValueError:
-            normal = None
+            return slices, None
+        if all(math.isfinite(v) for v in (x, y, z)):
+            normal = (x, y, z)
     return slices, normal
