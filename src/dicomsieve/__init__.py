@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import logging
 
-from dicomsieve.api import examine
+from dicomsieve._version import __version__
+from dicomsieve.api import ConversionResult, convert, examine
 from dicomsieve.codes import (
     ErrorCode,
     FileState,
@@ -24,10 +25,14 @@ from dicomsieve.codes import (
     IgnoreRule,
     Level,
     LoadableKind,
+    LoadErrorCode,
     WarningCode,
 )
-from dicomsieve.errors import ConfigError, DicomSieveError, IndexDbError
+from dicomsieve.errors import ConfigError, DicomSieveError, IndexDbError, LoadError
 from dicomsieve.index.store import Index
+from dicomsieve.load.loader import load
+from dicomsieve.load.resample import regularize
+from dicomsieve.load.volume import Volume
 from dicomsieve.loadables import (
     Examination,
     ExamineWarning,
@@ -41,11 +46,11 @@ from dicomsieve.model import FileOutcome, FrameRecord, InstanceRecord
 from dicomsieve.scan.read import read_file
 from dicomsieve.scan.scanner import ScanSummary, scan
 from dicomsieve.settings import Settings
-
-__version__ = "0.1.0"
+from dicomsieve.write.files import WrittenOutput, write_volume
 
 __all__ = [
     "ConfigError",
+    "ConversionResult",
     "DicomSieveError",
     "ErrorCode",
     "Examination",
@@ -59,6 +64,8 @@ __all__ = [
     "IndexDbError",
     "InstanceRecord",
     "Level",
+    "LoadError",
+    "LoadErrorCode",
     "Loadable",
     "LoadableKind",
     "ScanSummary",
@@ -66,12 +73,18 @@ __all__ = [
     "Settings",
     "SliceRef",
     "SourceInstance",
+    "Volume",
     "WarningCode",
+    "WrittenOutput",
     "__version__",
+    "convert",
     "examine",
     "examine_instances",
+    "load",
     "read_file",
+    "regularize",
     "scan",
+    "write_volume",
 ]
 
 # Only applications (the CLI, the web server) configure handlers.

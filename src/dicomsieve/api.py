@@ -9,17 +9,32 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Sequence
-from dataclasses import fields
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Literal
 
+from dicomsieve.codes import LoadableKind
+from dicomsieve.errors import ConfigError, LoadError
 from dicomsieve.index.store import Index
+from dicomsieve.load.loader import load
+from dicomsieve.load.resample import regularize as regularize_volume
 from dicomsieve.loadables.examine import examine_series
-from dicomsieve.loadables.model import Examination, SeriesExamination, SourceInstance
+from dicomsieve.loadables.model import Examination, Loadable, SeriesExamination, SourceInstance
 from dicomsieve.scan.scanner import scan
 from dicomsieve.settings import Settings
+from dicomsieve.write.files import FORMATS, WrittenOutput, write_volume
+from dicomsieve.write.names import DEFAULT_TEMPLATE, check_template, output_stem
 
-__all__ = ["EXAMINE_RULES_VERSION", "examine", "examine_index"]
+__all__ = [
+    "EXAMINE_RULES_VERSION",
+    "ConversionFailure",
+    "ConversionResult",
+    "convert",
+    "convert_examination",
+    "examine",
+    "examine_index",
+]
 
 EXAMINE_RULES_VERSION = "1"
 """Bumped whenever the rules change what examine produces; stored results of an older
@@ -125,3 +140,148 @@ def examine(
     ):
         scan([os.fspath(p) for p in paths], index, settings)
         return examine_index(index, settings, series_uid=series_uid)
+
+
+Regularize = Literal["none", "resample"]
+
+
+@dataclass(frozen=True, slots=True)
+class ConversionFailure:
+    """A loadable that could not be converted, with the stable code and why."""
+
+    loadable: str
+    kind: str
+    code: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "loadable": self.loadable,
+            "kind": self.kind,
+            "code": self.code,
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ConversionResult:
+    """What a conversion wrote, and what it could not convert."""
+
+    outputs: tuple[WrittenOutput, ...] = ()
+    failures: tuple[ConversionFailure, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON object printed by ``convert --json``."""
+        return {
+            "outputs": [o.to_dict() for o in self.outputs],
+            "failures": [f.to_dict() for f in self.failures],
+        }
+
+
+def _chosen(examination: Examination, include_all: bool) -> list[tuple[Loadable, int]]:
+    out = []
+    for series in examination.series:
+        for index, lo in enumerate(series.loadables, start=1):
+            if lo.kind is LoadableKind.UNSUPPORTED:
+                continue
+            if include_all or lo.selected:
+                out.append((lo, index))
+    return out
+
+
+def convert_examination(
+    examination: Examination,
+    outdir: PathLike,
+    settings: Settings | None = None,
+    *,
+    fmt: str = "nii.gz",
+    include_all: bool = False,
+    regularize: Regularize = "none",
+    name_template: str = DEFAULT_TEMPLATE,
+    overwrite: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> ConversionResult:
+    """Load and write the selected loadables (or all but unsupported ones).
+
+    Parameters
+    ----------
+    examination
+        From :func:`examine`.
+    outdir
+        Output folder; every file is written inside it.
+    settings
+        Limits and tolerances.
+    fmt
+        ``nii.gz``, ``nii`` or ``nrrd``.
+    include_all
+        Also localizers, images not selected, duplicates and incomplete time points.
+    regularize
+        ``none`` writes the stack as acquired, with its exact (possibly sheared) affine;
+        ``resample`` resamples irregular stacks onto a regular orthogonal grid and adds
+        ``_resampled`` to their names.
+    name_template
+        See :mod:`dicomsieve.write.names`.
+    overwrite
+        Replace existing outputs.
+    progress
+        Called with (done, total) after each loadable.
+
+    Returns
+    -------
+    ConversionResult
+        A loadable that fails is reported with its code; the others are still written.
+    """
+    settings = settings or Settings()
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    if regularize not in ("none", "resample"):
+        raise ConfigError(f"unknown regularize mode {regularize!r}: none or resample")
+    check_template(name_template)
+    chosen = _chosen(examination, include_all)
+    outputs: list[WrittenOutput] = []
+    failures: list[ConversionFailure] = []
+    used: set[str] = set()
+    for done, (loadable, index) in enumerate(chosen, start=1):
+        try:
+            volume = load(loadable, settings)
+            if regularize == "resample" and loadable.affine_lps is not None:
+                volume = regularize_volume(volume, settings)
+            stem = output_stem(name_template, loadable, volume.metadata, index)
+            if volume.resampled:
+                stem += "_resampled"
+            unique, n = stem, 1
+            while unique in used:
+                n += 1
+                unique = f"{stem}_{n}"
+            used.add(unique)
+            outputs.append(write_volume(volume, outdir, unique, fmt=fmt, overwrite=overwrite))
+        except LoadError as exc:
+            failures.append(
+                ConversionFailure(loadable.name, str(loadable.kind), exc.code, exc.message)
+            )
+        if progress is not None:
+            progress(done, len(chosen))
+    return ConversionResult(tuple(outputs), tuple(failures))
+
+
+def convert(
+    source: PathLike | Sequence[PathLike] | Index,
+    outdir: PathLike,
+    settings: Settings | None = None,
+    *,
+    series_uid: str | None = None,
+    **options: object,
+) -> ConversionResult:
+    """Examine ``source`` (paths or an index) and convert; see :func:`convert_examination`."""
+    settings = settings or Settings()
+    if isinstance(source, Index):
+        examination = examine_index(source, settings, series_uid=series_uid)
+        return convert_examination(examination, outdir, settings, **options)  # type: ignore[arg-type]
+    paths = [source] if isinstance(source, str | os.PathLike) else list(source)
+    with (
+        tempfile.TemporaryDirectory(prefix="dicomsieve-") as tmp,
+        Index(Path(tmp) / "index.sqlite") as index,
+    ):
+        scan([os.fspath(p) for p in paths], index, settings)
+        examination = examine_index(index, settings, series_uid=series_uid)
+        return convert_examination(examination, outdir, settings, **options)  # type: ignore[arg-type]

@@ -17,6 +17,7 @@ __all__ = [
     "FlagCode",
     "IgnoreRule",
     "Level",
+    "LoadErrorCode",
     "LoadableKind",
     "WarningCode",
 ]
@@ -163,3 +164,26 @@ class WarningCode(StrEnum):
     """An object without pixel data (or without Rows and Columns)."""
     MOSAIC_NOT_SPLIT = "MOSAIC_NOT_SPLIT"
     """A Siemens mosaic: each image holds a grid of slices that examine does not separate."""
+
+
+class LoadErrorCode(StrEnum):
+    """Why a loadable could not be loaded or written."""
+
+    NOT_LOADABLE = "NOT_LOADABLE"
+    """An unsupported object (no pixel data) or a loadable without slices."""
+    FILE_CHANGED = "FILE_CHANGED"
+    """A file is gone or no longer holds the object examine saw; scan again."""
+    DECODE_FAILED = "DECODE_FAILED"
+    """The pixel data could not be decoded (a codec error or a missing plugin)."""
+    PIXEL_DATA_SHORT = "PIXEL_DATA_SHORT"
+    """The pixel data is shorter than the header promises; it is refused, not padded."""
+    INCONSISTENT_SLICES = "INCONSISTENT_SLICES"
+    """Slices of one loadable differ in matrix, samples or bit depth."""
+    UNSUPPORTED_PIXELS = "UNSUPPORTED_PIXELS"
+    """A pixel format dicomsieve does not convert (more than 32 bits, float pixels...)."""
+    NO_GEOMETRY = "NO_GEOMETRY"
+    """Resampling needs positions and orientation, which the loadable lacks."""
+    OUTPUT_EXISTS = "OUTPUT_EXISTS"
+    """The output file exists and ``overwrite`` was not given."""
+    WRITE_FAILED = "WRITE_FAILED"
+    """The output could not be written (permissions, disk full)."""

@@ -6,7 +6,7 @@ code in the index, see :mod:`dicomsieve.codes`), never exceptions.
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "DicomSieveError", "IndexDbError"]
+__all__ = ["ConfigError", "DicomSieveError", "IndexDbError", "LoadError"]
 
 
 class DicomSieveError(Exception):
@@ -19,3 +19,12 @@ class ConfigError(DicomSieveError, ValueError):
 
 class IndexDbError(DicomSieveError, RuntimeError):
     """The index database cannot be opened, migrated or written."""
+
+
+class LoadError(DicomSieveError, RuntimeError):
+    """A loadable cannot be turned into pixels; ``code`` says why (a ``LoadErrorCode``)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message

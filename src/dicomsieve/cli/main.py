@@ -13,6 +13,7 @@ import sys
 import click
 
 from dicomsieve import __version__
+from dicomsieve.cli.convert import convert_command
 from dicomsieve.cli.examine import examine_command
 from dicomsieve.cli.ls import ls_command
 from dicomsieve.cli.scan import scan_command
@@ -33,6 +34,7 @@ def cli(verbose: int) -> None:
 cli.add_command(scan_command)
 cli.add_command(ls_command)
 cli.add_command(examine_command)
+cli.add_command(convert_command)
 
 
 def main() -> None:

@@ -276,6 +276,9 @@ def flatten(instances: Iterable[SourceInstance]) -> list[Slice]:
     for source in instances:
         record = source.record
         frames: tuple[FrameRecord | None, ...] = record.frames or (None,)
+        if not record.frames and (record.number_of_frames or 1) > 1:
+            # A classic multi-frame object (cine, NM): frames without functional groups.
+            frames = tuple(FrameRecord(n + 1) for n in range(record.number_of_frames or 1))
         for frame in frames:
             position = frame.image_position if frame and frame.image_position else None
             orientation = frame.image_orientation if frame and frame.image_orientation else None

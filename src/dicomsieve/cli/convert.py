@@ -1,0 +1,184 @@
+"""``dicomsieve convert``: write loadables as NIfTI or NRRD with JSON sidecars."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from dicomsieve.api import ConversionResult, Regularize, convert_examination, examine_index
+from dicomsieve.cli.options import db_option, json_option, open_index
+from dicomsieve.index.store import Index
+from dicomsieve.scan.scanner import scan
+from dicomsieve.settings import Settings
+from dicomsieve.write.files import FORMATS
+from dicomsieve.write.names import DEFAULT_TEMPLATE, FIELDS
+
+__all__ = ["convert_command"]
+
+
+@click.command("convert")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@db_option
+@click.option(
+    "-o",
+    "--output",
+    "outdir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output folder (created if needed); nothing is written outside it.",
+)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="nii.gz", show_default=True)
+@click.option(
+    "--all", "include_all", is_flag=True, help="Also localizers and other loadables not selected."
+)
+@click.option("--series", "series_uid", default=None, help="Only the series with this UID.")
+@click.option(
+    "--regularize",
+    type=click.Choice(["none", "resample"]),
+    default="none",
+    show_default=True,
+    help="none: the stack as acquired, with its exact (sheared) affine. resample: "
+    "irregular stacks resampled onto a regular grid, named *_resampled.",
+)
+@click.option(
+    "--name",
+    "name_template",
+    default=DEFAULT_TEMPLATE,
+    show_default=True,
+    help=f"File name template; fields: {', '.join(FIELDS)}.",
+)
+@click.option("--overwrite", is_flag=True, help="Replace existing output files.")
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Worker processes for the scan of PATHS; 0 means one per core.",
+)
+@json_option
+def convert_command(
+    paths: tuple[Path, ...],
+    db: Path | None,
+    outdir: Path,
+    fmt: str,
+    include_all: bool,
+    series_uid: str | None,
+    regularize: Regularize,
+    name_template: str,
+    overwrite: bool,
+    jobs: int,
+    as_json: bool,
+) -> None:
+    """Convert the selected loadables of every series (all with --all) to NIfTI or NRRD.
+
+    Given PATHS, they are scanned and examined first (into a temporary index, or into
+    --db). Each image gets a JSON sidecar with BIDS field names and a "dicomsieve" block
+    (kind, reason, warnings, source SOPInstanceUIDs). A loadable that cannot be
+    converted is reported with its code; the others are still written.
+    """
+    settings = Settings(jobs=jobs)
+    if paths and db is None:
+        with (
+            tempfile.TemporaryDirectory(prefix="dicomsieve-") as tmp,
+            Index(Path(tmp) / "index.sqlite") as index,
+        ):
+            result = _run(
+                index,
+                paths,
+                series_uid,
+                settings,
+                outdir,
+                fmt,
+                include_all,
+                regularize,
+                name_template,
+                overwrite,
+            )
+    else:
+        with open_index(db) as index:
+            result = _run(
+                index,
+                paths,
+                series_uid,
+                settings,
+                outdir,
+                fmt,
+                include_all,
+                regularize,
+                name_template,
+                overwrite,
+            )
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_dict()) + "\n")
+        return
+    _print(result)
+
+
+def _run(
+    index: Index,
+    paths: tuple[Path, ...],
+    series_uid: str | None,
+    settings: Settings,
+    outdir: Path,
+    fmt: str,
+    include_all: bool,
+    regularize: Regularize,
+    name_template: str,
+    overwrite: bool,
+) -> ConversionResult:
+    if paths:
+        scan([str(p) for p in paths], index, settings)
+    examination = examine_index(index, settings, series_uid=series_uid)
+    err = Console(stderr=True)
+    options = {
+        "fmt": fmt,
+        "include_all": include_all,
+        "regularize": regularize,
+        "name_template": name_template,
+        "overwrite": overwrite,
+    }
+    if not err.is_terminal:
+        return convert_examination(examination, outdir, settings, **options)  # type: ignore[arg-type]
+    with Progress(
+        TextColumn("converting"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("", total=None)
+
+        def show(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        return convert_examination(
+            examination,
+            outdir,
+            settings,
+            progress=show,
+            **options,  # type: ignore[arg-type]
+        )
+
+
+def _print(result: ConversionResult) -> None:
+    console = Console()
+    table = Table(title=f"Wrote {len(result.outputs)} image(s)", title_justify="left")
+    table.add_column("kind")
+    table.add_column("loadable")
+    table.add_column("file")
+    for out in result.outputs:
+        table.add_row(out.kind, out.loadable, out.path)
+    console.print(table)
+    for failure in result.failures:
+        console.print(
+            f"[red]{failure.code}[/] {failure.loadable}: {failure.message}", highlight=False
+        )

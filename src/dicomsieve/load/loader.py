@@ -1,0 +1,323 @@
+"""Load one loadable: decode its pixels into one preallocated array.
+
+Two passes over the files: the header of each file first (the fast reader, checking
+that the file still holds the object examine saw and collecting rescale values, so that
+the output type is known before any pixel is decoded), then the pixels, streamed file by
+file through pydicom's pixel handlers (with the pylibjpeg plugins for JPEG, JPEG-LS,
+JPEG 2000 and RLE) straight into their place in the output array. No second full copy
+of the volume is made.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from dicomsieve._version import __version__
+from dicomsieve.codes import FileState, LoadableKind, LoadErrorCode
+from dicomsieve.errors import LoadError
+from dicomsieve.load.volume import Volume
+from dicomsieve.loadables.model import Loadable
+from dicomsieve.model import InstanceRecord
+from dicomsieve.scan.read import read_file
+from dicomsieve.settings import Settings
+
+__all__ = ["load"]
+
+_NATIVE_PIXEL_DATA = 0x7FE00010
+
+
+@dataclass(frozen=True, slots=True)
+class _SliceInfo:
+    """Where one slice of the loadable comes from and how its values scale."""
+
+    path: str
+    frame_index: int | None  # 0-based, for multi-frame objects
+    slope: float
+    intercept: float
+    record: InstanceRecord
+
+
+def load(loadable: Loadable, settings: Settings | None = None) -> Volume:
+    """Decode the pixels of ``loadable`` into a :class:`Volume`.
+
+    Parameters
+    ----------
+    loadable
+        A loadable from :func:`dicomsieve.examine` (any kind but ``unsupported``).
+    settings
+        Limits for re-reading headers; the defaults when ``None``.
+
+    Returns
+    -------
+    Volume
+        ``array[i, j, k]`` = (column, row, slice), with a 4th axis for a sequence and a
+        last axis of 3 for colour. Rescale slope and intercept are applied per slice:
+        the array is integer when every slope and intercept is an integer and the
+        scaled range of the stored bits fits, else float32.
+
+    Raises
+    ------
+    LoadError
+        With a :class:`~dicomsieve.codes.LoadErrorCode`: unsupported object, a file that
+        changed since it was indexed, a decoding failure, pixel data shorter than
+        promised, slices that disagree in matrix or bit depth.
+    """
+    settings = settings or Settings()
+    if loadable.kind is LoadableKind.UNSUPPORTED or not loadable.slices or len(loadable.shape) < 3:
+        raise LoadError(LoadErrorCode.NOT_LOADABLE, f"{loadable.kind} has no pixels to load")
+    if loadable.affine_lps is None:
+        affine = np.eye(4)
+    else:
+        affine = np.array(loadable.affine_lps, dtype=np.float64)
+    records = _headers(loadable, settings)
+    infos = [_slice_info(ref.path, ref.frame_number, records[ref.path]) for ref in loadable.slices]
+    first = infos[0].record
+    samples = first.samples_per_pixel or 1
+    _check_consistent(infos, loadable)
+    dtype = _output_dtype(infos)
+    shape: tuple[int, ...] = tuple(loadable.shape)
+    if samples > 1:
+        shape = (*shape, samples)
+    out = np.empty(shape, dtype=dtype)
+    _decode_into(out, loadable, infos)
+    return Volume(
+        array=out,
+        affine_lps=affine,
+        loadable=loadable,
+        metadata=_metadata(loadable, first, infos),
+    )
+
+
+def _headers(loadable: Loadable, settings: Settings) -> dict[str, InstanceRecord]:
+    """The record of every file, re-read; the object must be the one examine saw."""
+    expected = {ref.path: ref.sop_instance_uid for ref in loadable.slices}
+    records: dict[str, InstanceRecord] = {}
+    for path, sop in expected.items():
+        outcome = read_file(path, settings)
+        record = outcome.instance
+        if outcome.state is not FileState.INDEXED or record is None:
+            code = outcome.code or outcome.state
+            if outcome.code == "PIXEL_DATA_SHORT":
+                raise LoadError(LoadErrorCode.PIXEL_DATA_SHORT, f"{path}: {outcome.message}")
+            raise LoadError(LoadErrorCode.FILE_CHANGED, f"{path} can no longer be read ({code})")
+        if record.sop_instance_uid != sop:
+            raise LoadError(
+                LoadErrorCode.FILE_CHANGED,
+                f"{path} holds another object than when it was examined; scan again",
+            )
+        records[path] = record
+    return records
+
+
+def _slice_info(path: str, frame_number: int | None, record: InstanceRecord) -> _SliceInfo:
+    slope, intercept = record.rescale_slope, record.rescale_intercept
+    index: int | None = None
+    if frame_number is not None:
+        index = frame_number - 1
+        for frame in record.frames:
+            if frame.frame_number == frame_number:
+                if frame.rescale_slope is not None:
+                    slope = frame.rescale_slope
+                if frame.rescale_intercept is not None:
+                    intercept = frame.rescale_intercept
+                break
+    elif (record.number_of_frames or 1) > 1:
+        index = 0
+    return _SliceInfo(
+        path=path,
+        frame_index=index,
+        slope=1.0 if slope is None or slope == 0 else float(slope),
+        intercept=0.0 if intercept is None else float(intercept),
+        record=record,
+    )
+
+
+def _check_consistent(infos: Sequence[_SliceInfo], loadable: Loadable) -> None:
+    layouts = {
+        (
+            i.record.rows,
+            i.record.columns,
+            i.record.samples_per_pixel or 1,
+            i.record.bits_allocated,
+            i.record.pixel_representation or 0,
+        )
+        for i in infos
+    }
+    if len(layouts) > 1:
+        raise LoadError(
+            LoadErrorCode.INCONSISTENT_SLICES,
+            f"{loadable.name}: slices differ in matrix, samples or bit depth: {sorted(layouts)}",
+        )
+    bits = infos[0].record.bits_allocated or 0
+    if bits > 32:
+        raise LoadError(LoadErrorCode.UNSUPPORTED_PIXELS, f"{bits}-bit pixels")
+
+
+def _stored_range(record: InstanceRecord) -> tuple[int, int]:
+    bits = record.bits_stored or record.bits_allocated or 16
+    if record.pixel_representation == 1:
+        return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    return 0, (1 << bits) - 1
+
+
+def _output_dtype(infos: Sequence[_SliceInfo]) -> np.dtype[Any]:
+    """The narrowest type that holds every scaled value exactly, else float32."""
+    first = infos[0].record
+    if (first.samples_per_pixel or 1) > 1:
+        return np.dtype(np.uint8) if (first.bits_allocated or 8) <= 8 else np.dtype(np.uint16)
+    if any(
+        i.record.pixel_data is not None and i.record.pixel_data.tag != _NATIVE_PIXEL_DATA
+        for i in infos
+    ):
+        return np.dtype(np.float32)  # float or double float pixel data
+    integral = all(i.slope.is_integer() and i.intercept.is_integer() for i in infos)
+    if not integral:
+        return np.dtype(np.float32)
+    low, high = math.inf, -math.inf
+    for i in infos:
+        lo, hi = _stored_range(i.record)
+        a, b = lo * i.slope + i.intercept, hi * i.slope + i.intercept
+        low, high = min(low, a, b), max(high, a, b)
+    for candidate in (np.uint8, np.int16, np.uint16, np.int32):
+        limits = np.iinfo(candidate)
+        if limits.min <= low and high <= limits.max:
+            if candidate is np.uint8 and (first.bits_allocated or 16) > 8:
+                continue
+            return np.dtype(candidate)
+    return np.dtype(np.float32)
+
+
+def _decode_into(out: NDArray[Any], loadable: Loadable, infos: Sequence[_SliceInfo]) -> None:
+    """Decode file by file; put each frame (transposed to column, row) in its place."""
+    from pydicom.pixels.utils import iter_pixels
+
+    slices_per_volume = loadable.shape[2] if loadable.mosaic_slices is None else 1
+    by_path: dict[str, list[tuple[int, _SliceInfo]]] = defaultdict(list)
+    for position, info in enumerate(infos):
+        by_path[info.path].append((position, info))
+    for path, wanted in by_path.items():
+        indices = [info.frame_index or 0 for _, info in wanted]
+        multi = any(info.frame_index is not None for _, info in wanted)
+        try:
+            frames = iter_pixels(path, indices=indices) if multi else iter_pixels(path)
+            for (position, info), frame in zip(wanted, frames, strict=False):
+                _place(out, loadable, position, slices_per_volume, frame, info)
+        except LoadError:
+            raise
+        except Exception as exc:  # codec errors come in many classes
+            message = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+            if "shorter" in message or "truncat" in message.lower():
+                raise LoadError(LoadErrorCode.PIXEL_DATA_SHORT, f"{path}: {message}") from exc
+            raise LoadError(LoadErrorCode.DECODE_FAILED, f"{path}: {message}") from exc
+
+
+def _place(
+    out: NDArray[Any],
+    loadable: Loadable,
+    position: int,
+    slices_per_volume: int,
+    frame: NDArray[Any],
+    info: _SliceInfo,
+) -> None:
+    rows, columns = info.record.rows or 0, info.record.columns or 0
+    if frame.shape[:2] != (rows, columns):
+        raise LoadError(
+            LoadErrorCode.PIXEL_DATA_SHORT,
+            f"{info.path}: decoded {frame.shape[:2]} pixels, the header says {(rows, columns)}",
+        )
+    if loadable.mosaic_slices is not None:
+        _place_mosaic(out, loadable, position, frame, info)
+        return
+    k, t = position % slices_per_volume, position // slices_per_volume
+    target = (slice(None), slice(None), k) if out.ndim - (frame.ndim - 2) == 3 else None
+    index: tuple[Any, ...] = target if target is not None else (slice(None), slice(None), k, t)
+    out[index] = _scaled(np.swapaxes(frame, 0, 1), info, out.dtype)
+
+
+def _place_mosaic(
+    out: NDArray[Any], loadable: Loadable, position: int, frame: NDArray[Any], info: _SliceInfo
+) -> None:
+    columns, rows, n = loadable.shape[0], loadable.shape[1], loadable.shape[2]
+    per_side = math.ceil(math.sqrt(n))
+    t = position
+    for k in range(n):
+        r0, c0 = (k // per_side) * rows, (k % per_side) * columns
+        tile = frame[r0 : r0 + rows, c0 : c0 + columns]
+        index: tuple[Any, ...] = (slice(None), slice(None), k)
+        if len(loadable.shape) == 4:
+            index = (*index, t)
+        out[index] = _scaled(np.swapaxes(tile, 0, 1), info, out.dtype)
+
+
+def _scaled(stored: NDArray[Any], info: _SliceInfo, dtype: np.dtype[Any]) -> NDArray[Any]:
+    if info.slope == 1.0 and info.intercept == 0.0:
+        return stored
+    if np.issubdtype(dtype, np.integer):
+        return stored.astype(np.int64) * int(info.slope) + int(info.intercept)
+    return stored.astype(np.float64) * info.slope + info.intercept
+
+
+def _metadata(
+    loadable: Loadable, first: InstanceRecord, infos: Sequence[_SliceInfo]
+) -> dict[str, Any]:
+    """Sidecar fields: BIDS names where they exist (times in seconds), then ours."""
+    out: dict[str, Any] = {}
+
+    def put(name: str, value: object) -> None:
+        if value is not None and value != () and value != "":
+            out[name] = list(value) if isinstance(value, tuple) else value
+
+    put("Modality", first.modality)
+    put("Manufacturer", first.manufacturer)
+    put("ManufacturerModelName", first.manufacturer_model_name)
+    put("SeriesDescription", first.series_description)
+    put("ProtocolName", first.protocol_name)
+    put("SequenceName", first.sequence_name)
+    put("ImageType", first.image_type)
+    put("SeriesNumber", first.series_number)
+    put("AcquisitionTime", _bids_time(first.acquisition_time))
+    put("EchoTime", None if first.echo_time is None else first.echo_time / 1000.0)
+    put("RepetitionTime", None if first.repetition_time is None else first.repetition_time / 1000.0)
+    put("InversionTime", None if first.inversion_time is None else first.inversion_time / 1000.0)
+    put("FlipAngle", first.flip_angle)
+    put("SliceThickness", first.slice_thickness)
+    put("SpacingBetweenSlices", first.spacing_between_slices)
+    put("PhotometricInterpretation", first.photometric_interpretation)
+    put("SamplesPerPixel", first.samples_per_pixel or 1)
+    put("ConversionSoftware", "dicomsieve")
+    put("ConversionSoftwareVersion", __version__)
+    slopes = sorted({i.slope for i in infos})
+    intercepts = sorted({i.intercept for i in infos})
+    out["dicomsieve"] = {
+        "name": loadable.name,
+        "kind": str(loadable.kind),
+        "reason": loadable.reason,
+        "confidence": loadable.confidence,
+        "series_instance_uid": loadable.series_instance_uid,
+        "warnings": [w.to_dict() for w in loadable.warnings],
+        "source_sop_instance_uids": list(
+            dict.fromkeys(s.sop_instance_uid for s in loadable.slices)
+        ),
+        "frames": [s.frame_number for s in loadable.slices]
+        if any(s.frame_number is not None for s in loadable.slices)
+        else None,
+        "rescale_slopes": slopes,
+        "rescale_intercepts": intercepts,
+        "monochrome1_kept_as_stored": first.photometric_interpretation == "MONOCHROME1",
+        "mosaic_slices": loadable.mosaic_slices,
+    }
+    return out
+
+
+def _bids_time(value: str | None) -> str | None:
+    """DICOM TM ``HHMMSS.ffffff`` as ``HH:MM:SS.ffffff``."""
+    if not value or len(value) < 6 or not value[:6].isdigit():
+        return value
+    return f"{value[0:2]}:{value[2:4]}:{value[4:]}"
