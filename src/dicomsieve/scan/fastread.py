@@ -65,6 +65,7 @@ _SHORT_VRS: Final = frozenset(
     | {b"PN", b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL", b"US"}
 )
 VALID_VRS: Final = LONG_VRS | _SHORT_VRS
+_VR_TEXT: Final = {vr: vr.decode("ascii") for vr in VALID_VRS}
 """Every VR of explicit VR encoding, as the two bytes found in a file."""
 _ENCAPSULATED_PREFIXES: Final = ("1.2.840.10008.1.2.4.", "1.2.840.10008.1.2.5")
 # Single-valued character sets whose bytes decode with one Python codec.
@@ -187,6 +188,8 @@ class _Parser:
         self.stop_at_pixels = stop_at_pixels
         e = "<" if little else ">"
         self.tag_fmt = struct.Struct(f"{e}HH")
+        # One unpack for the whole short explicit header: group, element, VR, length.
+        self.explicit_fmt = struct.Struct(f"{e}HH2sH")
         self.u16 = struct.Struct(f"{e}H")
         self.u32 = struct.Struct(f"{e}I")
         self.pixel: tuple[int, int, int | None] | None = None
@@ -198,28 +201,36 @@ class _Parser:
         explicit = self.explicit
         top = depth == 0
         limit = win.size if end is None else end
+        explicit_fmt, tag_fmt = self.explicit_fmt, self.tag_fmt
         while pos < limit:
-            win.need(pos, 8, "element header")
+            # Fast path: the 12 header bytes are already in the window (the common case);
+            # otherwise need() reads more or raises PARSE_TRUNCATED.
             off = pos - win.base
-            group, elem = self.tag_fmt.unpack_from(win.buf, off)
+            if off < 0 or off + 12 > len(win.buf):
+                win.need(pos, 8, "element header")
+                off = pos - win.base
+            if explicit:
+                group, elem, vr_bytes, short_length = explicit_fmt.unpack_from(win.buf, off)
+            else:
+                group, elem = tag_fmt.unpack_from(win.buf, off)
             tag = group << 16 | elem
             if group == 0xFFFE:
                 if tag == ITEM_END and end is None and not top:
                     return tree, pos + 8
                 raise Fallback(f"unexpected delimiter ({group:04X},{elem:04X}) at byte {pos}")
             if explicit:
-                vr_bytes = win.buf[off + 4 : off + 6]
                 if vr_bytes in LONG_VRS:
-                    win.need(pos, 12, "element header")
-                    off = pos - win.base
+                    if off + 12 > len(win.buf):
+                        win.need(pos, 12, "element header")
+                        off = pos - win.base
                     length = self.u32.unpack_from(win.buf, off + 8)[0]
                     vpos = pos + 12
                 elif vr_bytes in _SHORT_VRS:
-                    length = self.u16.unpack_from(win.buf, off + 6)[0]
+                    length = short_length
                     vpos = pos + 8
                 else:
                     raise Fallback(f"unknown VR at byte {pos}")
-                vr = vr_bytes.decode("ascii")
+                vr = _VR_TEXT[vr_bytes]
                 if vr == "UN":
                     vr = VR_OF.get(tag, "UN")
                     if length == UNDEFINED:
@@ -368,21 +379,45 @@ def _charset_codec(tree: HeaderTree) -> str | None:
     return None
 
 
+_META_HEADER: Final = struct.Struct("<HH2sH")
+_U32_LE: Final = struct.Struct("<I")
+
+
 def _read_meta(win: Window, pos: int) -> tuple[str | None, str | None, int]:
     """Read the file meta group (always explicit VR little endian).
 
     Returns the transfer syntax, the media storage SOP class and the dataset's offset.
     """
-    parser = _Parser(win, True, True, 2, stop_at_pixels=True)
-    meta: HeaderTree = {}
+    raw: HeaderTree = {}
     while pos < win.size:
-        win.need(pos, 2, "file meta element")
-        group = struct.unpack_from("<H", win.buf, pos - win.base)[0]
+        win.need(pos, 8, "file meta element")
+        off = pos - win.base
+        group, elem, vr_bytes, length = _META_HEADER.unpack_from(win.buf, off)
         if group != 0x0002:
             break
-        element_tree, pos = _one_element(parser, pos)
-        meta.update(element_tree)
-    decoded = _decode_tree(meta, True, "latin_1")
+        if vr_bytes in LONG_VRS:
+            win.need(pos, 12, "file meta element")
+            length = _U32_LE.unpack_from(win.buf, pos - win.base + 8)[0]
+            vpos = pos + 12
+        elif vr_bytes in _SHORT_VRS:
+            vpos = pos + 8
+        else:
+            raise Fallback("file meta element with an unknown VR")
+        if length == UNDEFINED:
+            raise Fallback("file meta element of undefined length")
+        tag = group << 16 | elem
+        if tag in _META_SPEC:
+            win.need(vpos, length, "file meta element")
+            voff = vpos - win.base
+            raw[tag] = (_VR_TEXT[vr_bytes], win.buf[voff : voff + length])
+        elif vpos + length > win.size:
+            raise ReadFailure(
+                ErrorCode.PARSE_TRUNCATED,
+                f"element (0002,{elem:04X}) at byte {pos} declares {length} bytes; "
+                f"only {win.size - vpos} remain in the file",
+            )
+        pos = vpos + length
+    decoded = _decode_tree(raw, True, "latin_1")
     return _first_str(decoded, TRANSFER_SYNTAX_UID), _first_str(decoded, MEDIA_SOP_CLASS), pos
 
 
@@ -391,27 +426,6 @@ def _first_str(tree: HeaderTree, tag: int) -> str | None:
     if isinstance(value, tuple) and value and isinstance(value[0], str):
         return value[0]
     return None
-
-
-def _one_element(parser: _Parser, pos: int) -> tuple[HeaderTree, int]:
-    """Parse exactly one element at ``pos`` (used for the file meta group)."""
-    win = parser.win
-    win.need(pos, 8, "file meta element")
-    off = pos - win.base
-    vr_bytes = win.buf[off + 4 : off + 6]
-    if vr_bytes in LONG_VRS:
-        win.need(pos, 12, "file meta element")
-        length = struct.unpack_from("<I", win.buf, pos - win.base + 8)[0]
-        end = pos + 12 + length
-    elif vr_bytes in _SHORT_VRS:
-        length = struct.unpack_from("<H", win.buf, off + 6)[0]
-        end = pos + 8 + length
-    else:
-        raise Fallback("file meta element with an unknown VR")
-    if length == UNDEFINED:
-        raise Fallback("file meta element of undefined length")
-    tree, _ = parser.dataset(pos, end, _META_SPEC, 0)
-    return tree, end
 
 
 def inflate(win: Window, start: int, cap: int) -> bytes:
