@@ -11,14 +11,17 @@ from dicomsieve.loadables.model import (
     SliceRef,
     SourceInstance,
 )
+from dicomsieve.loadables.reference import ReferenceLine, reference_lines
 
 __all__ = [
     "Examination",
     "ExamineWarning",
     "Loadable",
+    "ReferenceLine",
     "SeriesExamination",
     "SliceRef",
     "SourceInstance",
     "examine_instances",
     "examine_series",
+    "reference_lines",
 ]
