@@ -270,8 +270,10 @@ class _Parser:
                     raise Fallback(f"expected a sequence at byte {pos}")
                 tree[tag], _ = self.sequence(vpos, vpos + length, want, depth + 1)
             else:
-                win.need(vpos, length, "element value")
                 voff = vpos - win.base
+                if voff < 0 or voff + length > len(win.buf):
+                    win.need(vpos, length, "element value")
+                    voff = vpos - win.base
                 tree[tag] = (vr, win.buf[voff : voff + length])
             pos = vpos + length
         if end is None and not top:
@@ -335,19 +337,22 @@ def _decode_tree(tree: HeaderTree, little: bool, codec: str | None) -> HeaderTre
     """
     out: HeaderTree = {}
     for tag, value in tree.items():
-        if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], bytes):
+        if type(value) is not tuple:
+            out[tag] = value
+        elif len(value) == 2 and type(value[1]) is bytes:
             vr, raw = value
             if tag in RAW_TAGS:
                 out[tag] = bytes(raw)
-            elif vr in TEXT_VRS or vr in ("DS", "IS"):
+            elif vr == "DS" or vr == "IS":
+                parts = raw.decode("latin_1").split("\\")
+                out[tag] = normalize_components(vr, parts)
+            elif vr in TEXT_VRS:
                 out[tag] = _decode_text(vr, raw, codec)
             elif vr in BINARY_FORMATS:
                 out[tag] = decode_binary(vr, raw, little)
             # other VRs (OB, UN without a known VR, ...) are not kept
-        elif isinstance(value, tuple):
-            out[tag] = tuple(_decode_tree(item, little, codec) for item in value)
         else:
-            out[tag] = value
+            out[tag] = tuple([_decode_tree(item, little, codec) for item in value])
     return out
 
 
@@ -359,10 +364,7 @@ def _decode_text(vr: str, raw: bytes, codec: str | None) -> tuple[object, ...]:
             codec = "latin_1"
     else:
         codec = "latin_1"
-    text = raw.decode(codec, errors="replace")
-    if vr in ("DS", "IS"):
-        return normalize_components(vr, text.split("\\"))
-    return clean_text(text, vr)
+    return clean_text(raw.decode(codec, errors="replace"), vr)
 
 
 def _charset_codec(tree: HeaderTree) -> str | None:

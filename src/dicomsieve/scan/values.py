@@ -29,14 +29,13 @@ BINARY_FORMATS: Final[dict[str, str]] = {
 def clean_text(text: str, vr: str) -> tuple[str, ...]:
     """Split a decoded text value on backslashes and strip padding from each part."""
     if vr in SINGLE_VALUED_TEXT_VRS:
-        parts: Iterable[str] = (text,)
+        cleaned: tuple[str, ...] = (text.strip(" \x00"),)
     else:
-        parts = text.split("\\")
-    cleaned = tuple(part.strip(" \x00") for part in parts)
+        cleaned = tuple([part.strip(" \x00") for part in text.split("\\")])
     if vr == "PN":
         # Empty trailing component groups carry nothing (pydicom drops them too).
-        cleaned = tuple(part.rstrip("=") for part in cleaned)
-    if all(not part for part in cleaned):
+        cleaned = tuple([part.rstrip("=") for part in cleaned])
+    if not any(cleaned):
         return ()
     return cleaned
 
@@ -69,14 +68,14 @@ def normalize_components(vr: str, parts: Iterable[object]) -> tuple[object, ...]
     """
     if vr == "DS":
         texts = [str(p).strip(" \x00") for p in parts]
-        if all(not t for t in texts):
+        if not any(texts):
             return ()
-        return tuple(_to_float(t) for t in texts)
+        return tuple([_to_float(t) for t in texts])
     if vr == "IS":
         texts = [str(p).strip(" \x00") for p in parts]
-        if all(not t for t in texts):
+        if not any(texts):
             return ()
-        return tuple(_to_int(t) for t in texts)
+        return tuple([_to_int(t) for t in texts])
     if vr in TEXT_VRS:
         return clean_text("\\".join(str(p) for p in parts), vr)
     return tuple(parts)
