@@ -50,6 +50,18 @@ _PIXEL_COLUMNS: Final = {
     "pixel_deflated": "deflated",
 }
 _INSTANCE_FIELD_NAMES: Final = frozenset(f.name for f in fields(InstanceRecord))
+# Built once: the statements that run for every file.
+_INSTANCE_INSERT_COLUMNS: Final = ["file_ref", "series_ref", "duplicate_of"] + [
+    n for n, _ in INSTANCE_COLUMNS
+]
+_INSERT_INSTANCE: Final = (
+    f"INSERT INTO instances ({', '.join(_INSTANCE_INSERT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(_INSTANCE_INSERT_COLUMNS))}) RETURNING id"
+)
+_INSERT_FRAME: Final = (
+    f"INSERT INTO frames ({', '.join(['instance_ref'] + [n for n, _ in FRAME_COLUMNS])}) "
+    f"VALUES ({', '.join('?' * (len(FRAME_COLUMNS) + 1))})"
+)
 _FRAME_FIELD_NAMES: Final = frozenset(f.name for f in fields(FrameRecord))
 
 
@@ -321,10 +333,11 @@ class Index:
                 db, file_id, record, None if duplicate_of is None else int(duplicate_of[0])
             )
         db.execute("DELETE FROM file_flags WHERE file_ref = ?", (file_id,))
-        db.executemany(
-            "INSERT INTO file_flags (file_ref, code) VALUES (?, ?)",
-            [(file_id, str(flag)) for flag in flags],
-        )
+        if flags:
+            db.executemany(
+                "INSERT INTO file_flags (file_ref, code) VALUES (?, ?)",
+                [(file_id, str(flag)) for flag in flags],
+            )
         if tuple(flags) == outcome.flags:
             return outcome
         return FileOutcome(
@@ -408,20 +421,10 @@ class Index:
                 values.append(None if pixel is None else _column_value(pixel, _PIXEL_COLUMNS[name]))
             else:
                 values.append(_column_value(record, name))
-        names = ", ".join(
-            ["file_ref", "series_ref", "duplicate_of"] + [n for n, _ in INSTANCE_COLUMNS]
-        )
-        marks = ", ".join("?" * len(values))
-        instance_id = int(
-            db.execute(
-                f"INSERT INTO instances ({names}) VALUES ({marks}) RETURNING id", values
-            ).fetchone()[0]
-        )
+        instance_id = int(db.execute(_INSERT_INSTANCE, values).fetchone()[0])
         if record.frames:
-            frame_names = ", ".join(["instance_ref"] + [n for n, _ in FRAME_COLUMNS])
-            frame_marks = ", ".join("?" * (len(FRAME_COLUMNS) + 1))
             db.executemany(
-                f"INSERT INTO frames ({frame_names}) VALUES ({frame_marks})",
+                _INSERT_FRAME,
                 [
                     [instance_id] + [_column_value(frame, n) for n, _ in FRAME_COLUMNS]
                     for frame in record.frames
