@@ -250,10 +250,10 @@ def convert_examination(
             if volume.resampled:
                 stem += "_resampled"
             unique, n = stem, 1
-            while unique in used:
+            while unique.lower() in used:  # case-insensitive file systems too
                 n += 1
                 unique = f"{stem}_{n}"
-            used.add(unique)
+            used.add(unique.lower())
             outputs.append(write_volume(volume, outdir, unique, fmt=fmt, overwrite=overwrite))
         except LoadError as exc:
             failures.append(

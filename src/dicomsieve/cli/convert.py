@@ -14,11 +14,12 @@ from rich.table import Table
 
 from dicomsieve.api import ConversionResult, Regularize, convert_examination, examine_index
 from dicomsieve.cli.options import db_option, json_option, open_index
+from dicomsieve.errors import ConfigError
 from dicomsieve.index.store import Index
 from dicomsieve.scan.scanner import scan
 from dicomsieve.settings import Settings
 from dicomsieve.write.files import FORMATS
-from dicomsieve.write.names import DEFAULT_TEMPLATE, FIELDS
+from dicomsieve.write.names import DEFAULT_TEMPLATE, FIELDS, check_template
 
 __all__ = ["convert_command"]
 
@@ -82,8 +83,13 @@ def convert_command(
     Given PATHS, they are scanned and examined first (into a temporary index, or into
     --db). Each image gets a JSON sidecar with BIDS field names and a "dicomsieve" block
     (kind, reason, warnings, source SOPInstanceUIDs). A loadable that cannot be
-    converted is reported with its code; the others are still written.
+    converted is reported with its code; the others are still written, and the exit
+    status is 1.
     """
+    try:
+        check_template(name_template)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="--name") from exc
     settings = Settings(jobs=jobs)
     if paths and db is None:
         with (
@@ -118,8 +124,10 @@ def convert_command(
             )
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict()) + "\n")
-        return
-    _print(result)
+    else:
+        _print(result)
+    if result.failures:
+        sys.exit(1)
 
 
 def _run(

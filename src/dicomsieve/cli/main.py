@@ -1,8 +1,9 @@
 """The ``dicomsieve`` command: a click group of thin commands over the library.
 
 Exit codes: 0 when the command did its job (a scan that met broken files did its job:
-they are recorded), 2 for usage errors (click), 3 when dicomsieve itself failed
-(an index that cannot be opened, for example).
+they are recorded), 1 when convert could not convert some loadable (each is reported
+with its code), 2 for usage errors (click), 3 when dicomsieve itself failed (an index
+that cannot be opened, for example).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dicomsieve.cli.convert import convert_command
 from dicomsieve.cli.examine import examine_command
 from dicomsieve.cli.ls import ls_command
 from dicomsieve.cli.scan import scan_command
+from dicomsieve.cli.serve import serve_command
 from dicomsieve.errors import DicomSieveError
 
 __all__ = ["cli", "main"]
@@ -35,6 +37,7 @@ cli.add_command(scan_command)
 cli.add_command(ls_command)
 cli.add_command(examine_command)
 cli.add_command(convert_command)
+cli.add_command(serve_command)
 
 
 def main() -> None:

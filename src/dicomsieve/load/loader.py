@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,7 @@ from dicomsieve.settings import Settings
 __all__ = ["load"]
 
 _NATIVE_PIXEL_DATA = 0x7FE00010
+_DEFLATED = "1.2.840.10008.1.2.1.99"
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +197,7 @@ def _output_dtype(infos: Sequence[_SliceInfo]) -> np.dtype[Any]:
 
 def _decode_into(out: NDArray[Any], loadable: Loadable, infos: Sequence[_SliceInfo]) -> None:
     """Decode file by file; put each frame (transposed to column, row) in its place."""
-    from pydicom.pixels.utils import iter_pixels
+    from pydicom import dcmread
 
     slices_per_volume = loadable.shape[2] if loadable.mosaic_slices is None else 1
     by_path: dict[str, list[tuple[int, _SliceInfo]]] = defaultdict(list)
@@ -206,8 +207,14 @@ def _decode_into(out: NDArray[Any], loadable: Loadable, infos: Sequence[_SliceIn
         indices = [info.frame_index or 0 for _, info in wanted]
         multi = any(info.frame_index is not None for _, info in wanted)
         try:
-            frames = iter_pixels(path, indices=indices) if multi else iter_pixels(path)
-            for (position, info), frame in zip(wanted, frames, strict=False):
+            # pydicom decodes straight from the file, except a deflated dataset, which
+            # must be read (and inflated) as a whole first.
+            source: Any = path
+            if wanted[0][1].record.transfer_syntax_uid == _DEFLATED:
+                source = dcmread(path)
+            for (position, info), frame in zip(
+                wanted, _frames(source, indices if multi else None), strict=True
+            ):
                 _place(out, loadable, position, slices_per_volume, frame, info)
         except LoadError:
             raise
@@ -216,6 +223,32 @@ def _decode_into(out: NDArray[Any], loadable: Loadable, infos: Sequence[_SliceIn
             if "shorter" in message or "truncat" in message.lower():
                 raise LoadError(LoadErrorCode.PIXEL_DATA_SHORT, f"{path}: {message}") from exc
             raise LoadError(LoadErrorCode.DECODE_FAILED, f"{path}: {message}") from exc
+
+
+def _frames(source: Any, indices: list[int] | None) -> Iterator[NDArray[Any]]:
+    """The frames ``indices`` of one object (its only frame when ``None``), decoded.
+
+    One frame: ``pixel_array``. Several: ``iter_pixels``, which parses the header once;
+    where pydicom 3.0's ``iter_pixels`` fails on a read-only buffer (signed JPEG-LS),
+    the dataset is read once and each frame decoded with ``pixel_array``.
+    """
+    from pydicom import dcmread
+    from pydicom.pixels.utils import iter_pixels, pixel_array
+
+    if indices is None:
+        yield pixel_array(source)
+        return
+    done = 0
+    try:
+        for frame in iter_pixels(source, indices=indices):
+            yield frame
+            done += 1
+    except ValueError as exc:
+        if "read-only" not in str(exc) or done:
+            raise
+        dataset = source if not isinstance(source, str) else dcmread(source)
+        for index in indices:
+            yield pixel_array(dataset, index=index)
 
 
 def _place(
@@ -283,7 +316,11 @@ def _metadata(
     put("ImageType", first.image_type)
     put("SeriesNumber", first.series_number)
     put("AcquisitionTime", _bids_time(first.acquisition_time))
-    put("EchoTime", None if first.echo_time is None else first.echo_time / 1000.0)
+    echo_time = first.echo_time
+    number = loadable.slices[0].frame_number
+    if echo_time is None and number is not None:  # enhanced MR: per frame
+        echo_time = next((f.echo_time for f in first.frames if f.frame_number == number), None)
+    put("EchoTime", None if echo_time is None else echo_time / 1000.0)
     put("RepetitionTime", None if first.repetition_time is None else first.repetition_time / 1000.0)
     put("InversionTime", None if first.inversion_time is None else first.inversion_time / 1000.0)
     put("FlipAngle", first.flip_angle)

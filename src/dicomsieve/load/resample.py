@@ -81,6 +81,8 @@ def regularize(volume: Volume, settings: Settings | None = None) -> Volume:
     from scipy.ndimage import map_coordinates
 
     settings = settings or Settings()
+    if volume.resampled:
+        return volume  # already on a regular grid of its own
     if volume.loadable.affine_lps is None:
         raise LoadError(LoadErrorCode.NO_GEOMETRY, f"{volume.loadable.name} has no geometry")
     if is_regular(volume, settings):

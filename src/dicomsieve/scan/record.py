@@ -181,6 +181,16 @@ def build_instance(
         return None
     image_type = _strs(tree, 0x00080008)
     mosaic = _mosaic(tree, image_type)
+    # Enhanced MR keeps TR and flip angle in the shared functional groups.
+    timing = _first_item(_first_item(tree, SHARED_GROUPS), 0x00189112) or _first_item(
+        _first_item(tree, PER_FRAME_GROUPS), 0x00189112
+    )
+    repetition_time = _float(tree, 0x00180080)
+    if repetition_time is None:
+        repetition_time = _float(timing, 0x00180080)
+    flip_angle = _float(tree, 0x00181314)
+    if flip_angle is None:
+        flip_angle = _float(timing, 0x00181314)
     return InstanceRecord(
         sop_instance_uid=sop,
         sop_class_uid=first_str(tree, 0x00080016),
@@ -230,9 +240,9 @@ def build_instance(
         window_width=_floats(tree, 0x00281051),
         echo_numbers=_ints(tree, 0x00180086),
         echo_time=_float(tree, 0x00180081),
-        repetition_time=_float(tree, 0x00180080),
+        repetition_time=repetition_time,
         inversion_time=_float(tree, 0x00180082),
-        flip_angle=_float(tree, 0x00181314),
+        flip_angle=flip_angle,
         temporal_position_identifier=_int(tree, 0x00200100),
         number_of_temporal_positions=_int(tree, 0x00200105),
         trigger_time=_float(tree, 0x00181060),

@@ -83,6 +83,7 @@ VR_OF: Final[dict[int, str]] = {
     0x00189082: "FD",
     0x00189087: "FD",
     0x00189089: "FD",
+    0x00189112: "SQ",
     0x00189114: "SQ",
     0x00189117: "SQ",
     0x00189118: "SQ",
@@ -150,6 +151,7 @@ FUNCTIONAL_GROUP_SPEC: Final[Spec] = {
         0x00189074: None,  # FrameAcquisitionDateTime
     },
     0x00189114: {0x00189082: None},  # MREchoSequence > EffectiveEchoTime
+    0x00189112: {0x00180080: None, 0x00181314: None},  # MRTimingAndRelatedParameters
     0x00189118: {0x00209153: None},  # CardiacSynchronization > NominalCardiacTriggerDelayTime
     0x00189117: {  # MRDiffusionSequence
         0x00189087: None,  # DiffusionBValue

@@ -36,19 +36,30 @@ name without the kind (``_echo-1_phase``), ``index`` its number within the serie
 
 _UNSAFE: Final = re.compile(r"[^A-Za-z0-9._+-]+")
 _MAX_STEM: Final = 150
+_SUFFIX_ROOM: Final = 20
 
 
-def safe_component(text: str) -> str:
-    """``text`` reduced to ``[A-Za-z0-9._+-]``, runs of anything else as one ``_``, no
-    leading dots or dashes, at most 150 characters; never empty."""
-    cleaned = re.sub(r"_{2,}", "_", _UNSAFE.sub("_", text)).strip("_")
-    cleaned = cleaned.lstrip(".-")
+def safe_component(text: str, max_length: int = _MAX_STEM) -> str:
+    """``text`` reduced to ``[A-Za-z0-9._+-]``: runs of anything else become one ``_``,
+    runs of dots one dot, no dot, dash or underscore at either end, at most
+    ``max_length`` characters, never empty. Applying it again changes nothing."""
+    cleaned = _UNSAFE.sub("_", text)
+    cleaned = re.sub(r"_{2,}", "_", cleaned)
     cleaned = re.sub(r"\.{2,}", ".", cleaned)
-    return cleaned[:_MAX_STEM].rstrip("._-") or "unnamed"
+    cleaned = cleaned.strip("._-")[:max_length].strip("._-")
+    return cleaned or "unnamed"
+
+
+_NUMERIC_FIELDS: Final = frozenset({"SeriesNumber", "index"})
 
 
 def check_template(template: str) -> None:
-    """Raise :class:`ConfigError` for a template with unknown fields or bad syntax."""
+    """Raise :class:`ConfigError` for a template with unknown fields or bad syntax.
+
+    The template is tried on sample values (numbers for ``SeriesNumber`` and ``index``,
+    text for the rest), so bad conversions and format specs are caught before anything
+    is written.
+    """
     try:
         parsed = list(string.Formatter().parse(template))
     except ValueError as exc:
@@ -58,6 +69,31 @@ def check_template(template: str) -> None:
             raise ConfigError(
                 f"unknown field {{{field}}} in the name template; known: {', '.join(FIELDS)}"
             )
+    sample = {name: (1 if name in _NUMERIC_FIELDS else "x") for name in FIELDS}
+    try:
+        template.format(**sample)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        raise ConfigError(f"bad name template {template!r}: {exc}") from exc
+
+
+def _render(template: str, fields: Mapping[str, object]) -> str:
+    """Format field by field; a value that does not suit its format spec (a missing
+    SeriesNumber under ``{SeriesNumber:03d}``) is written plainly instead."""
+    out: list[str] = []
+    for literal, field, spec, conversion in string.Formatter().parse(template):
+        out.append(literal)
+        if field is None:
+            continue
+        value = fields.get(field, "")
+        if conversion == "r":
+            value = repr(value)
+        elif conversion in ("s", "a"):
+            value = str(value) if conversion == "s" else ascii(value)
+        try:
+            out.append(format(value, spec or ""))
+        except (ValueError, TypeError):
+            out.append(str(value))
+    return "".join(out)
 
 
 def _qualifiers(loadable: Loadable) -> str:
@@ -88,5 +124,5 @@ def output_stem(template: str, loadable: Loadable, values: Mapping[str, object],
     fields.update(
         kind=str(loadable.kind), name=loadable.name, qualifiers=_qualifiers(loadable), index=index
     )
-    text = template.format(**{k: "" if v is None else v for k, v in fields.items()})
-    return safe_component(text)
+    # Room is left for the suffixes convert may add (_resampled, _2).
+    return safe_component(_render(template, fields), max_length=_MAX_STEM - _SUFFIX_ROOM)
