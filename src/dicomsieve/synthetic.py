@@ -75,6 +75,7 @@ __all__ = [
     "Orientation",
     "StudySpec",
     "Vec3",
+    "ct_hounsfield",
     "ct_volume",
     "derive_uid",
     "enhanced_mr",
@@ -379,8 +380,33 @@ def _labels(points: _Vec) -> NDArray[np.intp]:
     return labels
 
 
+def ct_hounsfield(points: Sequence[float] | NDArray[np.floating]) -> NDArray[np.int32]:
+    """Hounsfield units of the CT phantom at patient coordinates.
+
+    Every CT builder samples this function at the centre of each pixel, so a test can
+    check where a loaded or resampled voxel lies: its value is the phantom's value at
+    the voxel's LPS position.
+
+    Parameters
+    ----------
+    points
+        LPS coordinates in mm, shape ``(..., 3)``.
+
+    Returns
+    -------
+    ndarray of int32
+        Shape ``points.shape[:-1]``: -1000 outside the body, 40 for soft tissue, 300
+        and -90 for the two inserts, 700 for the rod.
+    """
+    array = np.asarray(points, dtype=np.float64)
+    if array.shape[-1:] != (3,):
+        raise ConfigError(f"points must have shape (..., 3), got {array.shape}")
+    hu: NDArray[np.int32] = _CT_HU[_labels(array)]
+    return hu
+
+
 def _ct_stored(points: _Vec, *, signed_12bit: bool) -> NDArray[np.int32]:
-    hu: NDArray[np.int32] = _CT_HU[_labels(points)]
+    hu = ct_hounsfield(points)
     # Unsigned pixels carry HU + 1024 (RescaleIntercept -1024); signed ones carry HU.
     return hu if signed_12bit else hu + 1024
 
