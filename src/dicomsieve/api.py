@@ -255,6 +255,7 @@ def convert_examination(
                 unique = f"{stem}_{n}"
             used.add(unique.lower())
             outputs.append(write_volume(volume, outdir, unique, fmt=fmt, overwrite=overwrite))
+            del volume  # free this array before the next one is allocated
         except LoadError as exc:
             failures.append(
                 ConversionFailure(loadable.name, str(loadable.kind), exc.code, exc.message)

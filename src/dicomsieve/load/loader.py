@@ -86,7 +86,9 @@ def load(loadable: Loadable, settings: Settings | None = None) -> Volume:
     shape: tuple[int, ...] = tuple(loadable.shape)
     if samples > 1:
         shape = (*shape, samples)
-    out = np.empty(shape, dtype=dtype)
+    # Fortran order: each slice out[:, :, k] is one contiguous block, filled by one copy
+    # of a transposed frame, and NIfTI and NRRD write this order without reordering.
+    out = np.empty(shape, dtype=dtype, order="F")
     _decode_into(out, loadable, infos)
     return Volume(
         array=out,

@@ -107,7 +107,7 @@ def regularize(volume: Volume, settings: Settings | None = None) -> Volume:
     extra = data.shape[3:]  # time points and/or colour
     fill = float(np.min(data)) if data.size else 0.0
     out_dtype = data.dtype
-    out = np.empty((new_columns, new_rows, new_slices, *extra), dtype=out_dtype)
+    out = np.empty((new_columns, new_rows, new_slices, *extra), dtype=out_dtype, order="F")
     ii, jj = np.meshgrid(np.arange(new_columns), np.arange(new_rows), indexing="ij")
     for z in range(new_slices):
         d = depth[0] + z * step

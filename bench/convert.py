@@ -1,0 +1,913 @@
+"""Benchmark of ``dicomsieve convert`` against its peers, measured in the same run.
+
+Usage::
+
+    python bench/convert.py [--files N] [--data DIR] [--repeat K] [--json] [--keep]
+                            [--profile [TOP]]
+
+It prints figures and never asserts a timing. See ``bench/README.md``.
+
+Every tool runs end to end as a subprocess under the wrapper of ``bench/common.py`` (a
+child subreaper that samples the peak RSS of every process of the tool's tree):
+
+* ``dicomsieve convert DATA -o OUT --format nii.gz|nii --json`` (scan into a temporary
+  index, examine, load, write);
+* ``dcm2niix -z y|n -b y -o OUT DATA`` (the native binary of the PyPI package);
+* SimpleITK: ``ImageSeriesReader`` per GDCM series of each folder, ``WriteImage`` to
+  ``.nii.gz`` (this file, internal command ``_sitk``);
+* dicom2nifti: ``dicom2nifti.convert_directory(DATA, OUT)`` (internal ``_dicom2nifti``);
+* dicomsieve's own breakdown: the library calls of the CLI in one process (internal
+  ``_phases``): scan, examine, then load and write of each loadable, each timed, with
+  the main process's peak RSS per phase (``VmHWM``, reset between phases through
+  ``/proc/self/clear_refs``).
+
+Then ``dicomsieve convert`` (and ``dcm2niix -z y``) on the largest series folder alone and
+on the first half of its files, to see how peak memory follows the size of a volume.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import importlib
+import importlib.metadata
+import json
+import math
+import os
+import pstats
+import re
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from common import (
+    Measurement,
+    Run,
+    base_environment,
+    dcm2niix_binary,
+    dcm2niix_version,
+    describe_data,
+    dicomsieve_exe,
+    iter_files,
+    link_tree,
+    log,
+    log_attempt,
+    measure,
+    mib,
+    prepare_data,
+    version_of,
+    warm_page_cache,
+)
+
+THIS: Final = Path(__file__).resolve()
+DEFAULT_FILES: Final = 2000
+IMAGE_SUFFIXES: Final = (".nii.gz", ".nii")
+PROFILE_TOP: Final = 15
+DATA: Final = "DATA"
+OUT: Final = "OUT"
+
+
+# --- Internal commands, run in child processes --------------------------------------------
+
+
+def _sitk_convert(root: str, outdir: str) -> dict[str, Any]:
+    """Every GDCM series of every folder through ImageSeriesReader, written as .nii.gz."""
+    sitk: Any = importlib.import_module("SimpleITK")
+
+    written = slices = 0
+    errors: list[str] = []
+    for folder, dirs, names in os.walk(root):
+        dirs.sort()
+        if not names:
+            continue
+        for series_id in sitk.ImageSeriesReader.GetGDCMSeriesIDs(folder):
+            files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(folder, series_id)
+            reader = sitk.ImageSeriesReader()
+            reader.SetFileNames(files)
+            try:
+                image = reader.Execute()
+                written += 1
+                sitk.WriteImage(image, os.path.join(outdir, f"{written:05d}.nii.gz"))
+            except RuntimeError as exc:
+                errors.append(f"{folder}: {str(exc).strip().splitlines()[-1][:200]}")
+                continue
+            slices += len(files)
+    return {"volumes": written, "slices": slices, "errors": errors}
+
+
+def _dicom2nifti_convert(root: str, outdir: str) -> dict[str, Any]:
+    """``dicom2nifti.convert_directory`` with its defaults (gzip, reorient)."""
+    dicom2nifti: Any = importlib.import_module("dicom2nifti")
+    dicom2nifti.convert_directory(root, outdir)
+    return {}
+
+
+def _reset_peak() -> bool:
+    """Reset this process's ``VmHWM`` to its current RSS (Linux >= 4.0)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def _peak_kib() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+class _Phase:
+    """Wall time and the peak RSS of this process over the phases of one kind."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.peak_kib = 0
+        self.calls = 0
+
+    @contextlib.contextmanager
+    def timed(self) -> Iterator[None]:
+        _reset_peak()
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds += time.perf_counter() - start
+            self.peak_kib = max(self.peak_kib, _peak_kib())
+            self.calls += 1
+
+    def to_json(self) -> dict[str, Any]:
+        return {"seconds": self.seconds, "peak_rss_kib": self.peak_kib, "calls": self.calls}
+
+
+def _phases(root: str, outdir: str, fmt: str, profile_path: str | None) -> dict[str, Any]:
+    """What ``dicomsieve convert ROOT -o OUTDIR`` does, phase by phase, in this process."""
+    started = time.perf_counter()
+    import dicomsieve.api as api
+    from dicomsieve import Index, Settings, scan
+
+    imported = time.perf_counter() - started
+    phases = {name: _Phase() for name in ("scan", "examine", "load", "write")}
+    largest: dict[str, Any] = {"bytes": 0, "shape": None, "dtype": None}
+    real_load, real_write = vars(api)["load"], vars(api)["write_volume"]
+
+    def timed_load(*args: Any, **kwargs: Any) -> Any:
+        with phases["load"].timed():
+            volume = real_load(*args, **kwargs)
+        if volume.array.nbytes > largest["bytes"]:
+            largest.update(
+                bytes=volume.array.nbytes,
+                shape=list(volume.array.shape),
+                dtype=str(volume.array.dtype),
+            )
+        return volume
+
+    def timed_write(*args: Any, **kwargs: Any) -> Any:
+        with phases["write"].timed():
+            return real_write(*args, **kwargs)
+
+    # convert_examination looks both up in its module: the calls are the CLI's.
+    setattr(api, "load", timed_load)  # noqa: B010
+    setattr(api, "write_volume", timed_write)  # noqa: B010
+    settings = Settings()
+    profiler = cProfile.Profile() if profile_path else None
+    resettable = _reset_peak()
+    with (
+        tempfile.TemporaryDirectory(prefix="dicomsieve-") as tmp,
+        Index(Path(tmp) / "index.sqlite") as index,
+    ):
+        if profiler is not None:
+            profiler.enable()
+        with phases["scan"].timed():
+            summary = scan([root], index, settings)
+        with phases["examine"].timed():
+            examination = api.examine_index(index, settings)
+        start = time.perf_counter()
+        result = api.convert_examination(examination, outdir, settings, fmt=fmt)
+        convert_s = time.perf_counter() - start
+        if profiler is not None and profile_path is not None:
+            profiler.disable()
+            profiler.dump_stats(profile_path)
+    return {
+        "imports_s": imported,
+        "phases": {name: p.to_json() for name, p in phases.items()},
+        "load_write_s": convert_s,
+        "peak_reset_supported": resettable,
+        "files": summary.files,
+        "outputs": len(result.outputs),
+        "failures": [f.to_dict() for f in result.failures],
+        "largest_volume": largest,
+    }
+
+
+def _internal(argv: list[str]) -> int:
+    command, args = argv[0], argv[1:]
+    if command == "_sitk":
+        result = _sitk_convert(args[0], args[1])
+    elif command == "_dicom2nifti":
+        result = _dicom2nifti_convert(args[0], args[1])
+    else:
+        profile = args[3] if len(args) > 3 else None
+        result = _phases(args[0], args[1], args[2], profile)
+    sys.stdout.write(json.dumps(result) + "\n")
+    return 0
+
+
+# --- Input description ------------------------------------------------------------------
+
+
+@dataclass
+class Inputs:
+    """Image files of the data set and their pixel data (as stored, uncompressed)."""
+
+    files: int
+    images: int
+    slices: int
+    pixel_bytes: int
+    largest_folder: str
+    largest_folder_files: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "files": self.files,
+            "image_files": self.images,
+            "slices": self.slices,
+            "pixel_bytes": self.pixel_bytes,
+            "largest_folder": self.largest_folder,
+            "largest_folder_files": len(self.largest_folder_files),
+        }
+
+
+def describe_inputs(data: Path) -> Inputs:
+    """Rows x Columns x Samples x BitsAllocated/8 x frames of every image file (pydicom)."""
+    import pydicom
+
+    tags = ["Rows", "Columns", "SamplesPerPixel", "BitsAllocated", "NumberOfFrames"]
+    files = images = slices = pixel_bytes = 0
+    per_folder: dict[str, list[str]] = {}
+    for path in iter_files(str(data)):
+        files += 1
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=tags)
+            rows, columns = int(ds.get("Rows") or 0), int(ds.get("Columns") or 0)
+            samples = int(ds.get("SamplesPerPixel") or 1)
+            bits = int(ds.get("BitsAllocated") or 16)
+            frames = int(ds.get("NumberOfFrames") or 1)
+        except Exception:
+            continue
+        if not rows or not columns:
+            continue
+        images += 1
+        slices += frames
+        pixel_bytes += rows * columns * samples * ((bits + 7) // 8) * frames
+        per_folder.setdefault(os.path.dirname(path), []).append(path)
+    if not per_folder:
+        raise SystemExit(f"no DICOM image files under {data}")
+    largest = max(sorted(per_folder), key=lambda f: len(per_folder[f]))
+    return Inputs(files, images, slices, pixel_bytes, largest, sorted(per_folder[largest]))
+
+
+# --- Measurements -----------------------------------------------------------------------
+
+
+@dataclass
+class Tool:
+    """A line of the table: how to run it on (data, outdir) and how to read its result."""
+
+    key: str
+    label: str
+    argv: list[str]  # DATA and OUT stand for the input and output folders
+    shown: list[str]
+    reference: str  # the dicomsieve line it is compared with
+    check: Callable[[Run, Path], dict[str, Any]]
+
+    def command(self, data: Path, outdir: Path) -> list[str]:
+        places = {DATA: str(data), OUT: str(outdir)}
+        return [places.get(arg, arg) for arg in self.argv]
+
+
+def _image_files(outdir: Path) -> list[Path]:
+    return sorted(p for p in outdir.rglob("*") if p.is_file() and p.name.endswith(IMAGE_SUFFIXES))
+
+
+def _outdir_bytes(outdir: Path) -> int:
+    return sum(p.stat().st_size for p in outdir.rglob("*") if p.is_file())
+
+
+def _check_dicomsieve(run: Run, outdir: Path) -> dict[str, Any]:
+    # Exit status 1: some loadable failed, the others were written (and listed).
+    lines = run.stdout.strip().splitlines()
+    if run.returncode not in (0, 1) or not lines:
+        raise SystemExit(f"dicomsieve convert failed ({run.returncode}):\n{run.stderr[-2000:]}")
+    result = json.loads(lines[-1])
+    for failure in result["failures"]:
+        log(f"  warning: dicomsieve could not convert {failure['loadable']}: {failure['code']}")
+    return {
+        "failures": result["failures"],
+        "outputs_reported": len(result["outputs"]),
+        "largest_volume": _largest_image(Path(o["path"]) for o in result["outputs"]),
+    }
+
+
+def _largest_image(paths: Iterable[Path]) -> dict[str, Any]:
+    """Shape, type and bytes of the largest image among NIfTI files (headers only)."""
+    import nibabel as nib
+
+    best: dict[str, Any] = {"bytes": 0, "shape": None, "dtype": None}
+    for path in paths:
+        header: Any = nib.load(path).header
+        shape = [int(n) for n in header.get_data_shape()]
+        dtype = header.get_data_dtype()
+        nbytes = dtype.itemsize * math.prod(shape)
+        if nbytes > best["bytes"]:
+            best = {"bytes": nbytes, "shape": shape, "dtype": str(dtype)}
+    return best
+
+
+def _check_dcm2niix(run: Run, outdir: Path) -> dict[str, Any]:
+    if run.returncode != 0:
+        log(f"  warning: dcm2niix exited with {run.returncode}: {run.stdout[-500:]}")
+    found = re.search(r"Found (\d+) DICOM file", run.stdout)
+    return {
+        "returncode": run.returncode,
+        "dicom_files_found": int(found.group(1)) if found else None,
+    }
+
+
+def _check_python(name: str) -> Callable[[Run, Path], dict[str, Any]]:
+    def check(run: Run, outdir: Path) -> dict[str, Any]:
+        if run.returncode != 0:
+            raise SystemExit(f"{name} failed ({run.returncode}):\n{run.stderr[-2000:]}")
+        detail: dict[str, Any] = json.loads(run.stdout.strip().splitlines()[-1])
+        errors = detail.get("errors") or []
+        if errors:
+            log(f"  note: {name} could not convert {len(errors)} series")
+        # dicom2nifti logs every series it refuses, with a traceback.
+        detail["error_lines"] = sum(
+            1 for line in run.stderr.splitlines() if line.startswith(("ERROR", "Traceback"))
+        )
+        return detail
+
+    return check
+
+
+def tools(binary: str | None, have_sitk: bool, have_dicom2nifti: bool) -> list[Tool]:
+    """The lines of the table, in the order they are run and shown."""
+    exe = dicomsieve_exe()
+    py = [sys.executable, str(THIS)]
+    out: list[Tool] = []
+    for fmt, key in (("nii.gz", "dicomsieve"), ("nii", "dicomsieve_nii")):
+        argv = ["convert", DATA, "-o", OUT, "--format", fmt, "--json"]
+        out.append(
+            Tool(
+                key,
+                f"dicomsieve convert ({fmt})",
+                [*exe, *argv],
+                ["dicomsieve", *argv],
+                key,
+                _check_dicomsieve,
+            )
+        )
+    if binary is not None:
+        for z, ref in (("y", "dicomsieve"), ("n", "dicomsieve_nii")):
+            argv = ["-z", z, "-b", "y", "-o", OUT, DATA]
+            out.append(
+                Tool(
+                    f"dcm2niix_z{z}",
+                    f"dcm2niix -z {z} -b y",
+                    [binary, *argv],
+                    ["dcm2niix", *argv],
+                    ref,
+                    _check_dcm2niix,
+                )
+            )
+    if have_sitk:
+        out.append(
+            Tool(
+                "sitk",
+                "SimpleITK ImageSeriesReader",
+                [*py, "_sitk", DATA, OUT],
+                ["python", "bench/convert.py", "_sitk", DATA, OUT],
+                "dicomsieve",
+                _check_python("SimpleITK"),
+            )
+        )
+    if have_dicom2nifti:
+        out.append(
+            Tool(
+                "dicom2nifti",
+                "dicom2nifti convert_directory",
+                [*py, "_dicom2nifti", DATA, OUT],
+                ["python", "bench/convert.py", "_dicom2nifti", DATA, OUT],
+                "dicomsieve",
+                _check_python("dicom2nifti"),
+            )
+        )
+    return out
+
+
+class Outputs:
+    """Output folders: a new one per run, removed after it unless kept (the last run)."""
+
+    def __init__(self, tmp: Path, keep: Path | None) -> None:
+        self.tmp = tmp
+        self.keep = keep
+        self.count = 0
+
+    def new(self) -> Path:
+        self.count += 1
+        path = self.tmp / f"out-{self.count}"
+        path.mkdir()
+        return path
+
+    def done(self, path: Path, key: str, last: bool) -> None:
+        if last and self.keep is not None:
+            target = self.keep / key
+            if target.exists():
+                shutil.rmtree(target)
+            shutil.move(str(path), str(target))
+        else:
+            shutil.rmtree(path)
+
+
+def bench_tools(
+    lines: list[Tool],
+    data: Path,
+    slices: int,
+    outputs: Outputs,
+    tmp: Path,
+    repeat: int,
+    keep_prefix: str = "",
+) -> dict[str, Measurement]:
+    """Round 0 is an untimed warm-up of every tool; rounds 1..repeat are timed. The tools
+    take turns within each round, so that a change of load on the machine hits all."""
+    ms = {t.key: Measurement(t.key, t.label, t.shown, slices) for t in lines}
+    for i in range(repeat + 1):
+        for tool in lines:
+            log_attempt(tool.label, i, repeat)
+            outdir = outputs.new()
+            run = measure(tool.command(data, outdir), tmp)
+            detail = tool.check(run, outdir)
+            detail["volumes_written"] = len(_image_files(outdir))
+            detail["output_bytes"] = _outdir_bytes(outdir)
+            outputs.done(outdir, f"{keep_prefix}{tool.key}", last=i == repeat)
+            if i > 0:
+                ms[tool.key].runs.append(run)
+                ms[tool.key].detail = detail
+    return ms
+
+
+def phases_tool() -> Tool:
+    """dicomsieve's breakdown: the CLI's library calls in one process, each timed."""
+    py = [sys.executable, str(THIS)]
+
+    def check(run: Run, outdir: Path) -> dict[str, Any]:
+        if run.returncode != 0:
+            raise SystemExit(f"the breakdown run failed ({run.returncode}):\n{run.stderr[-2000:]}")
+        result: dict[str, Any] = json.loads(run.stdout.strip().splitlines()[-1])
+        return result
+
+    return Tool(
+        "phases",
+        "dicomsieve, phase by phase (one process)",
+        [*py, "_phases", DATA, OUT, "nii.gz"],
+        ["python", "bench/convert.py", "_phases", "DATA", "OUT", "nii.gz"],
+        "dicomsieve",
+        check,
+    )
+
+
+def breakdown(m: Measurement) -> dict[str, Any]:
+    """Median over the timed runs of each phase; start-up = wall - phases."""
+    runs = [json.loads(r.stdout.strip().splitlines()[-1]) for r in m.runs]
+
+    def med(*keys: str) -> float:
+        values = []
+        for r in runs:
+            value: Any = r
+            for key in keys:
+                value = value[key]
+            values.append(float(value))
+        return round(statistics.median(values), 3)
+
+    out: dict[str, Any] = {"wall_s": round(m.wall_s, 3), "cpu_s": round(m.cpu_s, 3)}
+    for name in ("scan", "examine", "load", "write"):
+        out[name] = {
+            "seconds": med("phases", name, "seconds"),
+            "main_peak_rss_kib": max(int(r["phases"][name]["peak_rss_kib"]) for r in runs),
+            "calls": runs[-1]["phases"][name]["calls"],
+        }
+    out["load_write_s"] = med("load_write_s")
+    out["imports_s"] = med("imports_s")
+    phases = out["scan"]["seconds"] + out["examine"]["seconds"] + out["load_write_s"]
+    out["startup_and_rest_s"] = round(m.wall_s - phases, 3)
+    out["load_write_other_s"] = round(
+        out["load_write_s"] - out["load"]["seconds"] - out["write"]["seconds"], 3
+    )
+    out["peak_rss_by_process"] = m.roles
+    out["peak_reset_supported"] = runs[-1]["peak_reset_supported"]
+    out["largest_volume"] = runs[-1]["largest_volume"]
+    out["outputs"] = runs[-1]["outputs"]
+    return out
+
+
+# --- Memory against the size of a volume --------------------------------------------------
+
+
+def memory_scaling(
+    inputs: Inputs,
+    data: Path,
+    lines: list[Tool],
+    outputs: Outputs,
+    tmp: Path,
+    repeat: int,
+) -> dict[str, Any]:
+    """dicomsieve (and dcm2niix -z y) on the largest folder, whole and its first half."""
+    folder = inputs.largest_folder_files
+    wanted = [t for t in lines if t.key in ("dicomsieve", "dcm2niix_zy")]
+    sizes: list[dict[str, Any]] = []
+    for name, count in (("half", max(1, len(folder) // 2)), ("full", len(folder))):
+        subset = link_tree(folder[:count], data, tmp / f"series-{name}")
+        sub_inputs = describe_inputs(subset)
+        log(f"memory: the largest folder, {name} ({count} files)")
+        ms = bench_tools(wanted, subset, sub_inputs.slices, outputs, tmp, repeat, f"{name}-")
+        shutil.rmtree(subset)
+        entry: dict[str, Any] = {
+            "name": name,
+            "files": count,
+            "slices": sub_inputs.slices,
+            "pixel_bytes": sub_inputs.pixel_bytes,
+            "measurements": {k: m.to_json() for k, m in ms.items()},
+        }
+        ours = ms["dicomsieve"]
+        entry["volume_bytes"] = ours.detail["largest_volume"]["bytes"]
+        entry["volume_shape"] = ours.detail["largest_volume"]["shape"]
+        entry["volume_dtype"] = ours.detail["largest_volume"]["dtype"]
+        entry["dicomsieve_main_peak_kib"] = ours.roles.get("main", {}).get("peak_rss_kib", 0)
+        entry["dicomsieve_wall_s"] = round(ours.wall_s, 3)
+        if "dcm2niix_zy" in ms:
+            entry["dcm2niix_peak_kib"] = ms["dcm2niix_zy"].maxrss_kib
+            entry["dcm2niix_wall_s"] = round(ms["dcm2niix_zy"].wall_s, 3)
+        sizes.append(entry)
+    half, full = sizes
+    d_pixels = full["pixel_bytes"] - half["pixel_bytes"]
+    result: dict[str, Any] = {"folder": inputs.largest_folder, "sizes": sizes}
+
+    def slope(key: str) -> float | None:
+        if d_pixels <= 0 or key not in full or key not in half:
+            return None
+        return round(float(full[key] - half[key]) * 1024 / float(d_pixels), 2)
+
+    # Peak RSS added per byte of pixel data (as stored) added: 1.0 = one copy of the
+    # stored pixels; dicomsieve's own array may be wider (int32 for unsigned CT).
+    result["dicomsieve_peak_per_pixel_byte"] = slope("dicomsieve_main_peak_kib")
+    result["dcm2niix_peak_per_pixel_byte"] = slope("dcm2niix_peak_kib")
+    result["dicomsieve_volume_per_pixel_byte"] = round(
+        float(full["volume_bytes"]) / max(float(full["pixel_bytes"]), 1.0), 2
+    )
+    return result
+
+
+# --- Profile ----------------------------------------------------------------------------
+
+
+def _short(filename: str) -> str:
+    for marker in ("site-packages/", "/src/", "/lib/python3."):
+        if marker in filename:
+            tail = filename.split(marker, 1)[1]
+            return tail.split("/", 1)[1] if marker == "/lib/python3." else tail
+    return filename
+
+
+def profile(data: Path, outputs: Outputs, tmp: Path, top: int) -> dict[str, Any]:
+    """One breakdown run under cProfile (the main process only: not the scan workers)."""
+    import subprocess
+
+    stats_path = tmp / "convert.pstats"
+    outdir = outputs.new()
+    cmd = [sys.executable, str(THIS), "_phases", str(data), str(outdir), "nii.gz", str(stats_path)]
+    log("profile: one breakdown run under cProfile")
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    outputs.done(outdir, "profile", last=False)
+    if done.returncode != 0:
+        raise SystemExit(f"the profiled run failed:\n{done.stderr[-2000:]}")
+    phases = json.loads(done.stdout.strip().splitlines()[-1])
+    stats = pstats.Stats(str(stats_path))
+    raw: dict[tuple[str, int, str], tuple[int, int, float, float, Any]] = stats.stats  # type: ignore[attr-defined]
+    total = sum(tt for _cc, _nc, tt, _ct, _callers in raw.values())
+
+    def rows(index: int) -> list[dict[str, Any]]:
+        ranked = sorted(raw.items(), key=lambda kv: kv[1][index], reverse=True)[:top]
+        return [
+            {
+                "function": f"{_short(file)}:{line}({func})" if line else func,
+                "calls": nc,
+                "tottime_s": round(tt, 3),
+                "cumtime_s": round(ct, 3),
+            }
+            for (file, line, func), (_cc, nc, tt, ct, _callers) in ranked
+        ]
+
+    return {
+        "total_s": round(total, 3),
+        "phases": phases["phases"],
+        "load_write_s": phases["load_write_s"],
+        "by_tottime": rows(2),
+        "by_cumtime": rows(3),
+    }
+
+
+# --- Report -----------------------------------------------------------------------------
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}" if b > 0 else "n/a"
+
+
+def render(report: dict[str, Any], ms: dict[str, Measurement], lines: list[Tool]) -> str:
+    env, data, inputs = report["environment"], report["data"], report["inputs"]
+    pixel_mb = inputs["pixel_bytes"] / 1e6
+    out = [
+        f"dicomsieve convert benchmark: {data['files']:,} files ({inputs['slices']:,} image "
+        f"slices, {pixel_mb:,.0f} MB of pixel data), {data['bytes'] / 2**30:.2f} GiB, "
+        f"{data['series_folders']} series folders in {data['path']}"
+        + (f" (generated in {data['generate_s']} s)" if data["generated"] else " (cached)"),
+        f"Python {env['python']}, {env['cpus']} CPUs, {env['platform']}",
+        f"dicomsieve {env['dicomsieve']}, pydicom {env['pydicom']}, nibabel {env['nibabel']}, "
+        f"numpy {env['numpy']}",
+        f"dcm2niix {env['dcm2niix'] or 'not installed (skipped)'} (pigz: "
+        f"{env['pigz'] or 'not on PATH, internal zlib'}), SimpleITK "
+        f"{env['SimpleITK'] or 'not installed (skipped)'}, dicom2nifti "
+        f"{env['dicom2nifti'] or 'not installed (skipped)'}",
+        "Page cache warm for everyone: every byte of every file was read once "
+        f"({report['page_cache_warmup']['seconds']} s). One untimed round of every line, then",
+        f"{report['repeat']} timed round(s), the lines taking turns; wall time is the median, "
+        "from process start to exit.",
+        "CPU s: user + system of the whole process tree. Peak RSS: the largest VmHWM of any "
+        "process of the tree.",
+        "slices/s and MB/s (of pixel data as stored) count every image of the input, whatever "
+        "each tool chose to",
+        "write; volumes: the images it wrote. time÷ds, RSS÷ds: this line over the dicomsieve "
+        "line with the same",
+        "output (.nii for dcm2niix -z n, .nii.gz for the others): time÷ds > 1 means dicomsieve "
+        "is faster,",
+        "RSS÷ds < 1 that the other needs less memory.",
+        "",
+    ]
+    header = (
+        f"{'tool':<32} {'volumes':>7} {'out MiB':>8} {'wall s':>7} {'CPU s':>7} "
+        f"{'slices/s':>8} {'MB/s':>6} {'peak RSS MiB (process)':>23} {'time÷ds':>7} "
+        f"{'RSS÷ds':>6}"
+    )
+    out += [header, "-" * len(header)]
+    for tool in lines:
+        m = ms.get(tool.key)
+        if m is None or tool.key == "phases":
+            continue
+        ref = ms[tool.reference]
+        rss = f"{mib(m.maxrss_kib)} ({m.largest_role})"
+        out.append(
+            f"{m.label:<32} {m.detail['volumes_written']:>7} "
+            f"{m.detail['output_bytes'] / 2**20:>8.0f} {m.wall_s:>7.2f} {m.cpu_s:>7.2f} "
+            f"{m.files_per_s:>8.0f} {pixel_mb / m.wall_s:>6.0f} {rss:>23} "
+            f"{ratio(m.wall_s, ref.wall_s):>7} {ratio(m.maxrss_kib, ref.maxrss_kib):>6}"
+        )
+    bd = report.get("breakdown")
+    if bd is not None:
+        wall = bd["wall_s"]
+        vol = bd["largest_volume"]
+        out += [
+            "",
+            f"dicomsieve, phase by phase ({bd['outputs']} volumes, .nii.gz; the library calls of "
+            "`dicomsieve convert` in one process,",
+            "each timed; main peak: the main process's VmHWM over the phase, reset at its "
+            "start" + ("" if bd["peak_reset_supported"] else " (reset NOT supported here)") + "):",
+            f"  {'phase':<34} {'wall s':>7} {'share':>6} {'main peak MiB':>14}",
+        ]
+
+        def row(name: str, seconds: float, peak: str = "") -> str:
+            return f"  {name:<34} {seconds:>7.2f} {seconds / wall:>6.0%} {peak:>14}"
+
+        out += [
+            row("start-up (interpreter, imports)", bd["startup_and_rest_s"]),
+            row(
+                "scan (walk, read headers, index)",
+                bd["scan"]["seconds"],
+                mib(bd["scan"]["main_peak_rss_kib"]),
+            ),
+            row("examine", bd["examine"]["seconds"], mib(bd["examine"]["main_peak_rss_kib"])),
+            row(
+                f"load ({bd['load']['calls']} volumes)",
+                bd["load"]["seconds"],
+                mib(bd["load"]["main_peak_rss_kib"]),
+            ),
+            row(
+                "write (.nii.gz + sidecar)",
+                bd["write"]["seconds"],
+                mib(bd["write"]["main_peak_rss_kib"]),
+            ),
+            row("load + write (with naming)", bd["load_write_s"]),
+            row("total (wall)", wall),
+            f"  largest volume {'x'.join(str(n) for n in vol['shape'] or [])} {vol['dtype']}: "
+            f"{vol['bytes'] / 2**20:.0f} MiB; main peak while loading: "
+            f"{bd['load']['main_peak_rss_kib'] * 1024 / max(vol['bytes'], 1):.2f}x that",
+        ]
+    mem = report.get("memory")
+    if mem is not None:
+        out += [
+            "",
+            f"Memory against the size of one volume: {mem['folder']}",
+            "alone, the first half of its files, then all (pixels: as stored; volume: "
+            "dicomsieve's array):",
+            f"  {'files':>6} {'pixels MiB':>10} {'volume':>22} {'MiB':>5} "
+            f"{'dicomsieve peak MiB':>19} {'wall s':>7} {'dcm2niix peak MiB':>17} {'wall s':>7}",
+        ]
+        for size in mem["sizes"]:
+            shape = "x".join(str(n) for n in size["volume_shape"] or [])
+            out.append(
+                f"  {size['files']:>6} {size['pixel_bytes'] / 2**20:>10.0f} "
+                f"{shape + ' ' + str(size['volume_dtype']):>22} "
+                f"{size['volume_bytes'] / 2**20:>5.0f} "
+                f"{mib(size['dicomsieve_main_peak_kib']):>19} "
+                f"{size['dicomsieve_wall_s']:>7.2f} "
+                f"{mib(size.get('dcm2niix_peak_kib', 0)):>17} "
+                f"{size.get('dcm2niix_wall_s', 0):>7.2f}"
+            )
+        out.append(
+            "  peak RSS added per byte of stored pixels added (1.0 = one copy): "
+            f"dicomsieve {mem['dicomsieve_peak_per_pixel_byte']} (its array: "
+            f"{mem['dicomsieve_volume_per_pixel_byte']} bytes per stored byte), "
+            f"dcm2niix -z y {mem['dcm2niix_peak_per_pixel_byte']}"
+        )
+    prof = report.get("profile")
+    if prof is not None:
+        for key, title in (("by_tottime", "own time"), ("by_cumtime", "cumulative time")):
+            out += [
+                "",
+                f"cProfile of one breakdown run (main process only; {prof['total_s']:.1f} s "
+                f"profiled), top {len(prof[key])} by {title}:",
+                f"  {'own s':>7} {'cum s':>7} {'calls':>8}  function",
+            ]
+            out += [
+                f"  {r['tottime_s']:>7.2f} {r['cumtime_s']:>7.2f} {r['calls']:>8}  {r['function']}"
+                for r in prof[key]
+            ]
+    return "\n".join(out)
+
+
+# --- Main -------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python bench/convert.py",
+        description="Time `dicomsieve convert` (scan + examine + load + write NIfTI) against "
+        "dcm2niix, SimpleITK and dicom2nifti on a synthetic tree; print slices per second, "
+        "MB/s of pixel data and peak RSS.",
+    )
+    parser.add_argument(
+        "--files",
+        type=int,
+        default=None,
+        help=f"files in the generated data set (default {DEFAULT_FILES:,}, about 0.7 GB)",
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="folder of DICOM files: used as it is when --files is not given; else it caches "
+        "the generated tree (default: $TMPDIR/dicomsieve-bench-N), reused when it holds N files",
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="timed runs per line (median)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the outputs of each line's last run (the folder is printed on stderr)",
+    )
+    parser.add_argument(
+        "--profile",
+        type=int,
+        nargs="?",
+        const=PROFILE_TOP,
+        default=None,
+        metavar="TOP",
+        help=f"profile one breakdown run with cProfile; print the top TOP functions "
+        f"(default {PROFILE_TOP})",
+    )
+    parser.add_argument(
+        "--no-memory",
+        action="store_true",
+        help="skip the runs on the largest series folder (half and whole)",
+    )
+    args = parser.parse_args(argv)
+    if args.files is not None and args.files < 1:
+        parser.error("--files must be at least 1")
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    return args
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def resolve_data(args: argparse.Namespace) -> tuple[Path, dict[str, Any]]:
+    if args.data is not None and args.files is None:
+        data = args.data.resolve()
+        if data.is_dir() and any(data.iterdir()):
+            log(f"data: using {data} as it is")
+            return data, {"generated": False, "generate_s": None}
+    files = args.files or DEFAULT_FILES
+    explicit = args.data is not None
+    data = (args.data or Path(tempfile.gettempdir()) / f"dicomsieve-bench-{files}").resolve()
+    return data, prepare_data(data, files, explicit)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("_sitk", "_dicom2nifti", "_phases"):
+        return _internal(argv)
+    args = parse_args(argv)
+    data, data_info = resolve_data(args)
+    binary = dcm2niix_binary()
+    env = {
+        **base_environment(),
+        "dicomsieve": importlib.metadata.version("dicomsieve"),
+        "pydicom": version_of("pydicom"),
+        "numpy": version_of("numpy"),
+        "nibabel": version_of("nibabel"),
+        "dcm2niix": dcm2niix_version(binary),
+        "dcm2niix_binary": binary,
+        "pigz": shutil.which("pigz"),
+        "SimpleITK": version_of("SimpleITK") if _importable("SimpleITK") else None,
+        "dicom2nifti": version_of("dicom2nifti") if _importable("dicom2nifti") else None,
+    }
+    for name, found in (
+        ("dcm2niix", binary),
+        ("SimpleITK", env["SimpleITK"]),
+        ("dicom2nifti", env["dicom2nifti"]),
+    ):
+        if found is None:
+            log(f"{name} not found: skipping it (pip install -e '.[bench]')")
+    log("reading the headers of every file (pixel data size)")
+    inputs = describe_inputs(data)
+    log("warming the page cache (reading every file once)")
+    warm = warm_page_cache(data)
+    keep = (
+        Path(tempfile.mkdtemp(prefix="dicomsieve-convert-out-", dir=data.parent))
+        if args.keep
+        else None
+    )
+    lines = tools(binary, env["SimpleITK"] is not None, env["dicom2nifti"] is not None)
+    report: dict[str, Any] = {
+        "environment": env,
+        "data": {"path": str(data), **describe_data(data), **data_info},
+        "inputs": inputs.to_json(),
+        "page_cache_warmup": warm,
+        "repeat": args.repeat,
+        "kept_outputs": str(keep) if keep else None,
+    }
+    with tempfile.TemporaryDirectory(prefix="dicomsieve-bench-", dir=data.parent) as t:
+        tmp = Path(t)
+        outputs = Outputs(tmp, keep)
+        everything = [*lines, phases_tool()]
+        ms = bench_tools(everything, data, inputs.slices, outputs, tmp, args.repeat)
+        report["data"]["files"] = inputs.files
+        report["breakdown"] = breakdown(ms["phases"])
+        if not args.no_memory:
+            report["memory"] = memory_scaling(inputs, data, lines, outputs, tmp, args.repeat)
+        if args.profile is not None:
+            report["profile"] = profile(data, outputs, tmp, args.profile)
+    report["measurements"] = {k: m.to_json() for k, m in ms.items() if k != "phases"}
+    report["ratios"] = {
+        t.key: {
+            "reference": t.reference,
+            "time_over_dicomsieve": round(ms[t.key].wall_s / ms[t.reference].wall_s, 3),
+            "peak_rss_over_dicomsieve": round(
+                ms[t.key].maxrss_kib / max(ms[t.reference].maxrss_kib, 1), 3
+            ),
+        }
+        for t in lines
+    }
+    if keep is not None:
+        log(f"outputs kept in {keep}")
+    if args.json:
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+    else:
+        print(render(report, ms, lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
