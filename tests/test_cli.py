@@ -18,7 +18,7 @@ COMMANDS = sorted(cli.commands)
 
 
 def test_commands_are_the_documented_ones() -> None:
-    assert COMMANDS == ["convert", "examine", "ls", "scan"]
+    assert COMMANDS == ["convert", "examine", "ls", "scan", "serve"]
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     for name in COMMANDS:
         assert f"dicomsieve {name}" in readme
