@@ -14,12 +14,22 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# The end-to-end browser tests drive Debian's chromium (never a downloaded browser).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+/usr/bin/chromium:
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
+
 demo: $(STAMP)
 	rm -rf $(DEMO_DIR)
 	$(BIN)/python -m dicomsieve.synthetic demo $(DEMO_DIR)/dicom
 	$(BIN)/dicomsieve scan $(DEMO_DIR)/dicom --db $(DEMO_DB)
 	$(BIN)/dicomsieve ls --db $(DEMO_DB)
 	$(BIN)/dicomsieve examine --db $(DEMO_DB)
+	$(BIN)/dicomsieve convert --db $(DEMO_DB) -o $(DEMO_DIR)/nifti
+	@echo "Serving the example; open the URL below (Ctrl-C stops the server)."
+	$(BIN)/dicomsieve serve --db $(DEMO_DB)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench tools
@@ -28,7 +38,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src
 
-pytest: $(STAMP)
+pytest: $(STAMP) /usr/bin/chromium
 	$(BIN)/python -m pytest
 
 test: lint typecheck pytest

@@ -36,7 +36,7 @@ __all__ = [
     "examine_index",
 ]
 
-EXAMINE_RULES_VERSION = "1"
+EXAMINE_RULES_VERSION = "2"
 """Bumped whenever the rules change what examine produces; stored results of an older
 version are recomputed."""
 

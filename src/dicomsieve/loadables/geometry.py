@@ -150,7 +150,7 @@ class StackGeometry:
 
 
 def _names(slices: Sequence[Slice]) -> str:
-    labels = [s.label.rsplit("/", 1)[-1] for s in slices]
+    labels = [s.short_name for s in slices]
     if len(labels) > _NAMED_IN_MESSAGE:
         return (
             ", ".join(labels[:_NAMED_IN_MESSAGE]) + f" and {len(labels) - _NAMED_IN_MESSAGE} more"

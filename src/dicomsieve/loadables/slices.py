@@ -125,6 +125,18 @@ class Slice:
         return f"{name}#{self.frame.frame_number}" if self.frame is not None else name
 
     @property
+    def short_name(self) -> str:
+        """How messages name the slice: by InstanceNumber (and frame), never by file
+        name, which some exports build from the patient's name."""
+        number = self.record.instance_number
+        frame = self.frame_number
+        if number is not None:
+            return f"instance {number}" + (f" frame {frame}" if frame is not None else "")
+        if frame is not None:
+            return f"frame {frame}"
+        return f"SOP ...{self.record.sop_instance_uid[-8:]}"
+
+    @property
     def sort_key(self) -> tuple[int, str, int, str]:
         """A total order independent of input order (for determinism)."""
         number = self.record.instance_number

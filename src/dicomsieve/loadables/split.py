@@ -465,7 +465,7 @@ def _with_duplicates(
     extra = [s for g in groups for s in g[1:]]
     positions = [g for g in groups if len(g) > 1]
     files = tuple(s.label for g in positions for s in g)
-    where = "; ".join(", ".join(s.label.rsplit("/", 1)[-1] for s in g) for g in positions[:4])
+    where = "; ".join(", ".join(s.short_name for s in g) for g in positions[:4])
     warning = ExamineWarning(
         WarningCode.DUPLICATE_POSITION,
         Level.WARNING,
