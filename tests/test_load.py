@@ -214,7 +214,8 @@ def test_every_voxel_is_the_phantom_at_its_world_position(
         gantry_tilt=tilt,
     )
     _, volume = write_and_load(stack, tmp_path)
-    assert volume.array.dtype == np.int32, "16-bit stored with intercept -1024"
+    # 16-bit stored with intercept -1024: the values present fit an int16.
+    assert volume.array.dtype == np.int16
     assert len(np.unique(volume.array)) >= 4, "the phantom's body, inserts and air are in view"
     assert_matches_phantom(volume, reach=1e-3)
 
@@ -223,7 +224,10 @@ def test_every_voxel_is_the_phantom_at_its_world_position(
 
 RESCALE_CASES: dict[str, tuple[dict[str, Any], Sequence[tuple[str, str]], set[str]]] = {
     # name: (ct_volume arguments and edits, (slope, intercept) per slice, allowed dtypes)
-    "ct_16bit_unsigned_-1024": ({}, [("1", "-1024")], {"int32"}),
+    # 16 stored bits with intercept -1024 could need an int32, but the values present
+    # fit an int16: they are stored that way, in place.
+    "ct_16bit_unsigned_-1024": ({}, [("1", "-1024")], {"int16"}),
+    "ct_16bit_unsigned_per_slice_intercepts": ({}, [("1", "-1024"), ("1", "-1000")], {"int16"}),
     "ct_12bit_unsigned_-1024": ({"bits_stored": 12}, [("1", "-1024")], {"int16"}),
     "ct_signed_12bit": ({"signed_12bit": True}, [("1", "0")], {"int16"}),
     "16bit_unsigned_identity": ({}, [("1", "0")], {"uint16"}),
@@ -286,6 +290,25 @@ def test_integer_type_holds_the_whole_stored_range_not_only_the_values_present(
     assert volume.array.dtype == np.int32
     for k, ref in enumerate(lo.slices):
         np.testing.assert_array_equal(volume.array[:, :, k], rescaled(ref.path))
+
+
+@pytest.mark.parametrize(("value", "dtype"), [(65535, np.int32), (33791, np.int16)])
+def test_16bit_values_beyond_int16_after_the_intercept_widen_to_int32(
+    tmp_path: Path, value: int, dtype: type[np.integer[Any]]
+) -> None:
+    # With a stored 0 (-1024 after the intercept) beside 65535 (64511), neither int16 nor
+    # uint16 holds the values: the volume is widened, values exact. 33791 - 1024 is the
+    # largest that still fits an int16.
+    stack = syn.ct_volume(slices=3, rows=12, columns=12)
+    pixels = stack[1].pixel_array.copy()
+    pixels[3, 4] = value
+    pixels[5, 6] = 0
+    stack[1].PixelData = pixels.astype(np.uint16).tobytes()
+    lo, volume = write_and_load(stack, tmp_path)
+    assert volume.array.dtype == dtype
+    for k, ref in enumerate(lo.slices):
+        np.testing.assert_array_equal(volume.array[:, :, k], rescaled(ref.path))
+    assert int(volume.array.max()) == value - 1024
 
 
 def test_signed_12bit_pixels_keep_their_sign(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -293,3 +294,23 @@ def _dump_without_ids(db_path: Path) -> list[object]:
         return [files, instances, series]
     finally:
         conn.close()
+
+
+def test_a_script_without_main_guard_fails_at_once_with_advice(tmp_path: Path) -> None:
+    # Worker processes import the main module again; an unguarded script re-runs its
+    # scan in each of them. That must be one clear error, not a crash per file.
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "one.dcm").write_bytes(encode(ct_dataset(0)))
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        f"import dicomsieve\ndicomsieve.examine({str(data)!r}, dicomsieve.Settings(jobs=1))\n"
+    )
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode != 0
+    assert "ScanError" in result.stderr
+    assert 'if __name__ == "__main__":' in result.stderr
+    assert time.monotonic() - started < 60

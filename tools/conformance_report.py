@@ -8,17 +8,25 @@ The comparison is the one of ``tests/test_conformance.py`` (see ``tests/conforma
 each case's input is copied to a temporary folder (``.dcm.gz`` gunzipped, zips extracted),
 examined once, and its loadables are paired with dcm2niix's outputs by their corner voxel
 centres in world space. The data folder is only read.
+
+The sections "Voxels", "Transfer syntaxes" and "Resampling" are those of
+``tests/test_convert_conformance.py`` (see ``tests/voxel_conformance.py``): every pair
+is loaded and compared voxel by voxel in world space, and ``regularize`` is compared
+with dcm2niix's ``_Tilt``/``_Eq`` outputs and dicom2nifti's resampled ground truth.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import tempfile
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
@@ -37,6 +45,26 @@ from conformance import (  # noqa: E402
     near_miss,
     run_all,
     stale_known_cases,
+)
+from voxel_conformance import (  # noqa: E402
+    FLOAT_ULPS,
+    KNOWN_RESAMPLE_GRIDS,
+    KNOWN_VOXEL_DIFFERENCES,
+    SAME_SLICES,
+    STATS_MEAN_ATOL,
+    VOXEL_ATOL_MM,
+    CaseVoxels,
+    ExamineRecorder,
+    LossyCheck,
+    ResampleOutcome,
+    SyntaxVolume,
+    VoxelResult,
+    check_known_voxel_differences,
+    compare_case,
+    lossy_jpeg2000,
+    resample_case,
+    stale_known_voxel_keys,
+    syntax_volumes,
 )
 
 KIND_ORDER = ("volume", "sequence", "localizer", "image", "unsupported")
@@ -201,7 +229,299 @@ def _details(results: Mapping[str, CaseResult], problems: Mapping[str, list[str]
     return lines
 
 
-def render(results: Mapping[str, CaseResult], data: Path) -> str:
+# --------------------------------------------------------------------------- voxels
+
+TS_CASE = "dcm_qa_ts/In"
+LOSSY_PSNR_TARGET_DB = 60.0  # as tests/test_convert_conformance.py
+LOSSY_PSNR_MIN_DB = 55.0
+RESAMPLE_MEAN_RTOL = 1e-3
+GROUND_TRUTH_MEDIAN_HU = 25.0
+
+
+def _result_text(r: VoxelResult) -> str:
+    known = KNOWN_VOXEL_DIFFERENCES.get(r.key)
+    if r.status == "no reference file":
+        head = "no reference file: statistics " + ("differ" if r.codes else "equal")
+        if r.ours_stats is not None and not r.codes:
+            head += f" ({r.ours_stats.text()})"
+    else:
+        head = r.status
+    if r.details:
+        head += " (" + ", ".join(sorted(r.codes)) + "): " + "; ".join(r.details)
+    if r.codes:
+        head += ". " + (
+            f"Why: {known.reason}"
+            if known and known.codes == r.codes
+            else "**NOT LISTED in KNOWN_VOXEL_DIFFERENCES**"
+        )
+    return head
+
+
+def _voxels(voxels: Mapping[str, CaseVoxels]) -> list[str]:
+    every = [r for v in voxels.values() for r in v.results]
+    same = [r for r in every if r.reference == SAME_SLICES]
+    dcm2niix = [
+        r for r in every if not r.output.startswith("dicom2nifti:") and r.reference != SAME_SLICES
+    ]
+    truths = [r for r in every if r.output.startswith("dicom2nifti:")]
+    problems = check_known_voxel_differences(every)
+    stale = stale_known_voxel_keys(every)
+    counts: Counter[str] = Counter()
+    for r in dcm2niix:
+        if r.status == "no reference file":
+            counts["stats differ" if r.codes else "stats equal"] += 1
+        else:
+            counts[r.status] += 1
+    written_same = sum(
+        1
+        for v in voxels.values()
+        for r, w in zip(v.results[: len(v.written)], v.written, strict=True)
+        if (r.status, r.codes, r.details) == (w.status, w.codes, w.details)
+    )
+    lines = [
+        "## Voxels",
+        "",
+        "`tests/test_convert_conformance.py` (marker `shared_data`) loads every dicomsieve",
+        "loadable paired with a dcm2niix output above and compares its voxels; the library",
+        "is `tests/voxel_conformance.py`.",
+        "",
+        "* With a reference file (the upstream `Ref/` NIfTI that `ref_index.json` links to",
+        "  the output): every reference voxel centre (sform, RAS) is mapped through",
+        "  `inv(volume.affine_ras)` to a dicomsieve index. It must land on a dicomsieve voxel",
+        f"  centre within {VOXEL_ATOL_MM} mm in world space, the grids must correspond one to",
+        "  one, and the values must be identical: the reference after its `scl_slope` and",
+        f"  `scl_inter`; integers exactly, floats within {FLOAT_ULPS:g} float32 rounding steps.",
+        "  4D outputs compare time point by time point, RGB channel by channel. Raw arrays",
+        "  are never compared: the mapping (the *axes* column: where each reference axis",
+        "  runs in dicomsieve's column, row, slice) decides which voxel faces which.",
+        "* Without a reference file (upstream committed none, or it was too large to copy):",
+        "  the minimum, maximum and mean that `ref_index.json` records for a fresh dcm2niix",
+        f"  conversion (after scaling; the mean within {STATS_MEAN_ATOL:g}, as it is rounded to",
+        "  4 decimals), and the kind of number they imply (integer or float). Statistics do",
+        "  not see a flipped or permuted axis: these pairs are only as checked as their",
+        "  geometry is, above.",
+        "* Difference codes: `GRID` (voxel centres do not coincide), `VALUES`, `SCALING` (the",
+        "  same stored integers under another linear scale: Philips images, whose",
+        "  `scl_slope` dcm2niix takes from the private scale slope (2005,100E) while",
+        "  dicomsieve applies RescaleSlope/Intercept; the test also checks that",
+        "  dicomsieve's scale is exactly the DICOM one), `STATS`, `DTYPE` (integer against",
+        "  float). Each must be listed, with its reason, in `KNOWN_VOXEL_DIFFERENCES`.",
+        "* Outputs that the geometry comparison above could not pair because dcm2niix",
+        "  places the same slices on another grid (irregular or tilted stacks, listed in",
+        "  `KNOWN_DIFFERENCES` as *the same slices as dcm2niix's ...*): same shape, same",
+        "  first slice; their statistics are compared (*same slices, another grid*).",
+        "* dicom2nifti's own ground truths (`*_ground_truth.nii.gz`, not the `_reoriented`",
+        "  copies) are compared in the same way with the loadable of the same grid.",
+        "* The NIfTI that `convert` writes (`Volume.to_nibabel`, read back) is compared with",
+        f"  every reference too: {written_same} of {len(dcm2niix)} give the same result as",
+        "  the loaded volume.",
+        "",
+        f"{len(dcm2niix)} pairs: {counts['equal']} equal, {counts['differs']} differ (listed),"
+        f" {counts['stats equal'] + counts['stats differ']} without a reference file"
+        f" (statistics equal: {counts['stats equal']}, differ: {counts['stats differ']})."
+        f" Same slices on another grid: {len(same)}, statistics equal:"
+        f" {sum(1 for r in same if not r.codes)}."
+        f" dicom2nifti ground truths: {len(truths)}, of which"
+        f" {sum(1 for r in truths if r.status == 'equal')} equal,"
+        f" {sum(1 for r in truths if r.status == 'differs')} differ and"
+        f" {sum(1 for r in truths if r.status == 'not compared')} not compared (no dicomsieve"
+        " loadable on their grid).",
+        "",
+    ]
+    if problems or stale:
+        lines += [
+            "**Unlisted or stale voxel differences** (the tests fail):",
+            "",
+            *(f"* {p}" for p in problems),
+            *(f"* stale entry {key}" for key in stale),
+            "",
+        ]
+    lines += [
+        "| case | output | dicomsieve loadable | reference | axes | dtype (dicomsieve / ref) |"
+        " result |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in every:
+        lines.append(
+            f"| `{_cell(r.case_id)}` | `{_cell(r.output)}` | {_cell(r.loadable)} |"
+            f" {_cell(r.reference)} | {r.axes or '-'} | {_cell(r.ours_dtype or '-')} /"
+            f" {_cell(r.ref_dtype)} | {_cell(_result_text(r))} |"
+        )
+    lines.append("")
+    return lines
+
+
+def _syntaxes(volumes: Sequence[SyntaxVolume], lossy: LossyCheck | None) -> list[str]:
+    if not volumes:
+        return []
+    first = volumes[0]
+    lines = [
+        "## Transfer syntaxes",
+        "",
+        "`dcm_qa_ts/In` holds one Siemens mosaic (64x64x35) in nine files. All nine transfer",
+        "syntaxes are lossless, so every file must give identical voxels and geometry (and",
+        "each equals its dcm2niix Ref, above):",
+        "",
+        "| file | transfer syntax | UID | LossyImageCompression | identical to 1.dcm |",
+        "|---|---|---|---|---|",
+    ]
+    for v in volumes:
+        same = bool(np.array_equal(v.array, first.array)) and bool(
+            np.array_equal(v.affine_lps, first.affine_lps)
+        )
+        lines.append(
+            f"| {v.file} | {_cell(v.syntax_name)} | {v.syntax} | {v.lossy_flag or '-'} |"
+            f" {'yes' if same else '**no**'} |"
+        )
+    lines.append("")
+    if lossy is not None:
+        lines += [
+            "None of them is lossy, so the tests make one: `1.dcm` re-encoded as lossy JPEG 2000",
+            f"(1.2.840.10008.1.2.4.91, target PSNR {lossy.psnr_target_db:g} dB) in a"
+            " temporary folder. Tolerance:",
+            f"PSNR against the lossless voxels at least {LOSSY_PSNR_MIN_DB:g} dB (peak 4095),"
+            " with every mosaic",
+            "tile equal to pydicom's decoding of the lossy file and the geometry unchanged."
+            f" Result: PSNR {lossy.psnr_db:.1f} dB, {lossy.changed} voxels changed by up to"
+            f" {lossy.max_abs:g}, tiles equal to the decoder: "
+            f"{'yes' if lossy.tiles_match_decoder else '**no**'}, geometry and type"
+            f" unchanged: {'yes' if lossy.same_geometry else '**no**'}.",
+            "",
+        ]
+    return lines
+
+
+def _resampling(outcomes: Mapping[str, ResampleOutcome]) -> list[str]:
+    lines = [
+        "## Resampling (`--regularize resample`)",
+        "",
+        "`dicomsieve.regularize(load(...))` of every tilted or unevenly spaced stack that",
+        "dcm2niix resampled (its `_Tilt`/`_Eq` outputs, whose NIfTIs upstream does not hold:",
+        "the grid and statistics come from `ref_index.json`). Both grids are described in",
+        "dicomsieve's frame: *u* along the image rows, *v* along the columns, *w* along the",
+        "slice normal, in mm from the first acquired slice's first voxel (voxel centres).",
+        "dicomsieve steps the smallest gap along the normal when every gap is a whole",
+        "multiple of it (missing slices), else the median gap, and covers the acquired span",
+        "with whole steps; dcm2niix chooses its own spacing and row alignment. The",
+        "differences are expected; the tests check what must hold:",
+        "",
+        "* both grids are orthogonal on the same axes (angle column), with the slices'",
+        "  in-plane spacing, and start at the first slice along the rows and the normal;",
+        "* every acquired voxel centre lies within the span of dicomsieve's grid centres, up",
+        "  to 0.05 mm of rounding (the *short* column: the largest shortfall over the three",
+        "  axes, 0 where the grid covers the stack);",
+        "* where a resampled slice lies on an acquired slice, it equals an independent",
+        "  bilinear sampling of that slice at the resampled voxel centres in world space",
+        "  (within 0.5 for integer types: rounding) (*on-plane* column: slices checked,",
+        "  largest difference);",
+        "* values stay within the acquired range, the fill is the acquired minimum, and the",
+        f"  mean is within {RESAMPLE_MEAN_RTOL:g} x the acquired range of dcm2niix's mean.",
+        "",
+        "| case | dicomsieve | dcm2niix | angle | short mm | on-plane | mean (Δ / tolerance) |"
+        " max (acquired) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for case_id, out in outcomes.items():
+        c = out.comparison
+        ours = "x".join(str(n) for n in c.ours_shape) + f" @ {c.ours_zooms[2]:.4g} mm"
+        theirs = (
+            f"`{_cell(c.reference)}` "
+            + "x".join(str(n) for n in c.ref_shape)
+            + f" @ {c.ref_zooms[2]:.4g} mm"
+        )
+        short = max(
+            max(c.ours_extent[a][0] - c.acquired_extent[a][0], 0.0)
+            + max(c.acquired_extent[a][1] - c.ours_extent[a][1], 0.0)
+            for a in range(3)
+        )
+        checks = out.slice_checks
+        worst = max((s.max_abs for s in checks), default=math.nan)
+        spread = c.acquired_stats.max - c.acquired_stats.min
+        if c.ref_stats is not None:
+            delta = c.ours_stats.mean - c.ref_stats.mean
+            mean = (
+                f"{c.ours_stats.mean:.2f} vs {c.ref_stats.mean:.2f}"
+                f" ({delta:+.2f} / {RESAMPLE_MEAN_RTOL * spread:.2f})"
+            )
+            peak = f"{c.ours_stats.max:g} / {c.ref_stats.max:g} ({c.acquired_stats.max:g})"
+        else:
+            mean, peak = "-", "-"
+        lines.append(
+            f"| `{_cell(case_id)}` | {ours} ({c.ours_dtype}) | {theirs} ({c.ref_dtype}) |"
+            f" {c.axis_angle_deg:.4f}° | {short:.3f} | {len(checks)}, {worst:.3g} | {mean} |"
+            f" {peak} |"
+        )
+    lines += ["", "Extents and reasons:", ""]
+    for case_id, out in outcomes.items():
+        lines.append(
+            f"* `{_cell(case_id)}`: {out.comparison.extent_text()}; acquired gaps along the"
+            f" normal {_gaps(out.comparison.acquired_gaps)}. {_cell(out.known.reason)}."
+        )
+    lines.append("")
+    for case_id, out in outcomes.items():
+        if out.ground_truth is None:
+            continue
+        lines += [
+            f"### dicom2nifti ground truth `{out.ground_truth}` (`{case_id}`)",
+            "",
+            "dicom2nifti's resampled output for the same stack (15.5° tilt, instance 4",
+            "missing). dicomsieve's resampled volume is sampled (trilinear) at every ground",
+            "truth voxel centre that lies inside dicomsieve's grid and inside the acquired",
+            "stack; the ground truth's padding (0, outside its data; the data range is -1024",
+            "to -770) is not compared. *position* is the ground-truth slice's place in the",
+            "acquired stack (slice index along the mean step); *model* is the median",
+            "difference between the ground truth and an independent model of dicom2nifti's",
+            "interpolation (linear between the two neighbouring acquired slices along the",
+            "stacking direction, bilinear in-plane), which reproduces it.",
+            "",
+            "| slice | position | compared | padding | median abs Δ | p99 abs Δ | max abs Δ |"
+            " mean Δ | model median | moved median |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for s in out.overlap:
+            model = out.stack_model_median[s.k]
+            lines.append(
+                f"| {s.k} | {s.acquired_k:.3f} | {s.compared} of {s.voxels} |"
+                f" {s.padding_fraction:.1%} | {_num(s.median_abs)} | {_num(s.p99_abs)} |"
+                f" {_num(s.max_abs)} | {_num(s.mean_signed, 4)} | {_num(model)} |"
+                f" {_num(out.misplaced_median[s.k])} |"
+            )
+        lines += [
+            "",
+            "Tolerance: on an acquired plane (slice 4) the two agree to rounding (max 1 HU);",
+            "between planes dicomsieve interpolates along the slice normal (each slice",
+            "sampled at the point's orthogonal projection) and dicom2nifti along the",
+            "stacking direction, so their values differ in proportion to the gap and the",
+            "tilt: median |Δ| at most"
+            f" {GROUND_TRUTH_MEDIAN_HU:g} HU and no bias (|mean Δ| at most 0.1 HU). *moved*",
+            "is the median when dicomsieve's volume is moved by one resampled slice along",
+            "the normal (the smaller of both directions): what a misplaced slice would show;",
+            "the test requires it to exceed the tolerance.",
+            "",
+        ]
+    return lines
+
+
+def _gaps(gaps: Sequence[float]) -> str:
+    values = [f"{g:.3f}" for g in gaps]
+    if len(values) > 8:
+        counts = Counter(values)
+        return ", ".join(f"{n} x {v}" for v, n in sorted(counts.items(), key=lambda x: x[0]))
+    return ", ".join(values) + " mm"
+
+
+def _num(value: float, digits: int = 2) -> str:
+    return "-" if math.isnan(value) else f"{value:.{digits}f}"
+
+
+def render(
+    results: Mapping[str, CaseResult],
+    data: Path,
+    voxels: Mapping[str, CaseVoxels] | None = None,
+    syntaxes: Sequence[SyntaxVolume] = (),
+    lossy: LossyCheck | None = None,
+    resampled: Mapping[str, ResampleOutcome] | None = None,
+) -> str:
     """The whole Markdown document."""
     problems = {cid: check_known_differences(r) for cid, r in results.items()}
     lines = _header(data) + _summary(results, problems)
@@ -221,6 +541,11 @@ def render(results: Mapping[str, CaseResult], data: Path) -> str:
             "",
         ]
     lines += _details(results, problems)
+    if voxels is not None:
+        lines += _voxels(voxels)
+    lines += _syntaxes(syntaxes, lossy)
+    if resampled is not None:
+        lines += _resampling(resampled)
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -238,12 +563,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"no */ref_index.json under {data}")
     with tempfile.TemporaryDirectory(prefix="dicomsieve-conformance-") as tmp:
         plain = make_plain_copy(data, Path(tmp) / "plain")
-        results = run_all(load_cases(data), plain, Path(tmp) / "zip")
-        text = render(results, data)
+        recorder = ExamineRecorder()
+        results = run_all(load_cases(data), plain, Path(tmp) / "zip", recorder)
+        voxels = {
+            case_id: compare_case(result, recorder, data, keep_arrays=case_id == TS_CASE)
+            for case_id, result in results.items()
+        }
+        syntaxes: list[SyntaxVolume] = []
+        lossy = None
+        if TS_CASE in results:
+            syntaxes = syntax_volumes(results[TS_CASE], voxels[TS_CASE].arrays)
+            first = syntaxes[0]
+            lossy = lossy_jpeg2000(
+                Path(results[TS_CASE].examined_path) / first.file,
+                Path(tmp) / "lossy",
+                first.array,
+                first.affine_lps,
+                LOSSY_PSNR_TARGET_DB,
+            )
+        resampled = {
+            case_id: resample_case(results[case_id], recorder, known, data)
+            for case_id, known in KNOWN_RESAMPLE_GRIDS.items()
+            if case_id in results
+        }
+        text = render(results, data, voxels, syntaxes, lossy, resampled)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
     unlisted = sum(1 for r in results.values() if check_known_differences(r))
-    print(f"wrote {out}: {len(results)} cases, {unlisted} with unlisted differences")
+    voxel_problems = check_known_voxel_differences([r for v in voxels.values() for r in v.results])
+    print(
+        f"wrote {out}: {len(results)} cases, {unlisted} with unlisted differences,"
+        f" {len(voxel_problems)} unlisted voxel differences"
+    )
     return 0
 
 

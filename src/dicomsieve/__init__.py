@@ -28,7 +28,7 @@ from dicomsieve.codes import (
     LoadErrorCode,
     WarningCode,
 )
-from dicomsieve.errors import ConfigError, DicomSieveError, IndexDbError, LoadError
+from dicomsieve.errors import ConfigError, DicomSieveError, IndexDbError, LoadError, ScanError
 from dicomsieve.index.store import Index
 from dicomsieve.load.loader import load
 from dicomsieve.load.resample import regularize
@@ -68,6 +68,7 @@ __all__ = [
     "LoadErrorCode",
     "Loadable",
     "LoadableKind",
+    "ScanError",
     "ScanSummary",
     "SeriesExamination",
     "Settings",

@@ -6,7 +6,7 @@ code in the index, see :mod:`dicomsieve.codes`), never exceptions.
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "DicomSieveError", "IndexDbError", "LoadError"]
+__all__ = ["ConfigError", "DicomSieveError", "IndexDbError", "LoadError", "ScanError"]
 
 
 class DicomSieveError(Exception):
@@ -19,6 +19,10 @@ class ConfigError(DicomSieveError, ValueError):
 
 class IndexDbError(DicomSieveError, RuntimeError):
     """The index database cannot be opened, migrated or written."""
+
+
+class ScanError(DicomSieveError, RuntimeError):
+    """A scan cannot run at all (its worker processes cannot start)."""
 
 
 class LoadError(DicomSieveError, RuntimeError):

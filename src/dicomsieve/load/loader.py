@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -86,10 +86,14 @@ def load(loadable: Loadable, settings: Settings | None = None) -> Volume:
     shape: tuple[int, ...] = tuple(loadable.shape)
     if samples > 1:
         shape = (*shape, samples)
-    # Fortran order: each slice out[:, :, k] is one contiguous block, filled by one copy
-    # of a transposed frame, and NIfTI and NRRD write this order without reordering.
-    out = np.empty(shape, dtype=dtype, order="F")
-    _decode_into(out, loadable, infos)
+    stored = _stored_dtype(first)
+    if _narrowable(infos, dtype, stored):
+        out = _load_narrow(loadable, infos, shape, stored)
+    else:
+        # Fortran order: each slice out[:, :, k] is one contiguous block, filled by one
+        # copy of a transposed frame, and NIfTI and NRRD write this order unchanged.
+        out = np.empty(shape, dtype=dtype, order="F")
+        _decode_into(out, loadable, infos)
     return Volume(
         array=out,
         affine_lps=affine,
@@ -195,6 +199,72 @@ def _output_dtype(infos: Sequence[_SliceInfo]) -> np.dtype[Any]:
                 continue
             return np.dtype(candidate)
     return np.dtype(np.float32)
+
+
+def _stored_dtype(record: InstanceRecord) -> np.dtype[Any]:
+    bits = record.bits_allocated or 16
+    signed = record.pixel_representation == 1
+    size = {8: 1, 16: 2, 32: 4}.get(bits, 8)
+    return np.dtype(f"{'i' if signed else 'u'}{size}")
+
+
+def _narrowable(infos: Sequence[_SliceInfo], dtype: np.dtype[Any], stored: np.dtype[Any]) -> bool:
+    """The type chosen from the header is wider than the stored pixels only because of
+    an intercept (CT: 16 stored bits, intercept -1024); the actual values may fit."""
+    return (
+        np.issubdtype(dtype, np.integer)
+        and dtype.itemsize > stored.itemsize
+        and stored.itemsize in (1, 2)
+        and (infos[0].record.samples_per_pixel or 1) == 1
+        and all(i.slope == 1.0 for i in infos)
+    )
+
+
+def _load_narrow(
+    loadable: Loadable, infos: Sequence[_SliceInfo], shape: tuple[int, ...], stored: np.dtype[Any]
+) -> NDArray[Any]:
+    """Decode the stored values, then add the intercepts in place when the actual range
+    fits a type of the stored width (int16 for CT), else widen (a second copy, only
+    when the data need it)."""
+    out = np.empty(shape, dtype=stored, order="F")
+    raw = [replace(i, intercept=0.0) for i in infos]
+    _decode_into(out, loadable, raw)
+    intercepts = [int(i.intercept) for i in infos]
+    low = int(out.min()) + min(intercepts) if out.size else 0
+    high = int(out.max()) + max(intercepts) if out.size else 0
+    target: np.dtype[Any] | None = None
+    for candidate in (np.int8, np.uint8, np.int16, np.uint16):
+        limits = np.iinfo(candidate)
+        if (
+            np.dtype(candidate).itemsize == stored.itemsize
+            and limits.min <= low <= high <= limits.max
+        ):
+            target = np.dtype(candidate)
+            break
+    result = out.astype(np.int32, order="F") if target is None else out.view(target)
+    for index, intercept in _intercept_blocks(loadable, intercepts):
+        if intercept:
+            np.add(out[index], intercept, out=result[index], dtype=np.int32, casting="unsafe")
+    return result
+
+
+def _intercept_blocks(
+    loadable: Loadable, intercepts: Sequence[int]
+) -> Iterator[tuple[tuple[Any, ...], int]]:
+    """The part of the array each slice reference fills, with its intercept; the whole
+    array at once when every intercept is the same."""
+    if len(set(intercepts)) == 1:
+        yield (Ellipsis,), intercepts[0]
+        return
+    sequence = len(loadable.shape) == 4
+    per_volume = loadable.shape[2] if loadable.mosaic_slices is None else 1
+    for position, intercept in enumerate(intercepts):
+        if loadable.mosaic_slices is not None:
+            index: tuple[Any, ...] = (Ellipsis, position) if sequence else (Ellipsis,)
+        else:
+            k, t = position % per_volume, position // per_volume
+            index = (slice(None), slice(None), k, t) if sequence else (slice(None), slice(None), k)
+        yield index, intercept
 
 
 def _decode_into(out: NDArray[Any], loadable: Loadable, infos: Sequence[_SliceInfo]) -> None:

@@ -4,7 +4,8 @@ A tilted gantry stacks slices at an angle to their normal, and irregular or miss
 slices leave unequal gaps: the true geometry is a sheared, uneven stack. For tools that
 need a regular grid, the stack is resampled: the new grid keeps the row and column
 directions and pixel spacing of the slices, its third axis is the slice normal, its
-slice spacing is the median gap along the normal, and it covers every slice. Each new
+slice spacing is the smallest gap along the normal when every gap is a whole multiple of
+it (missing slices), else the median gap, and it covers every slice. Each new
 slice lies between two acquired slices (along the normal); both are sampled bilinearly
 at the new slice's in-plane position (a tilted slice is shifted in-plane, not rotated)
 and blended linearly by distance. Points outside the acquired slices get the minimum of
@@ -92,16 +93,16 @@ def regularize(volume: Volume, settings: Settings | None = None) -> Volume:
     depth = positions @ normal
     order = np.argsort(depth, kind="stable")
     depth, positions = depth[order], positions[order]
-    gaps = np.diff(depth)
-    step = float(np.median(gaps[gaps > settings.position_tolerance_mm]))
+    step = _slice_step(np.diff(depth), settings)
     u = (positions - positions[0]) @ row
     v = (positions - positions[0]) @ column
     columns, rows = volume.array.shape[0], volume.array.shape[1]
     u_min, u_max = float(u.min()), float(u.max()) + (columns - 1) * dc
     v_min, v_max = float(v.min()), float(v.max()) + (rows - 1) * dr
-    new_columns = math.floor((u_max - u_min) / dc + 0.5) + 1
-    new_rows = math.floor((v_max - v_min) / dr + 0.5) + 1
-    new_slices = math.floor((depth[-1] - depth[0]) / step + 0.5) + 1
+    slack = settings.spacing_tolerance_mm
+    new_columns = _count(u_max - u_min, dc, slack)
+    new_rows = _count(v_max - v_min, dr, slack)
+    new_slices = _count(float(depth[-1] - depth[0]), step, slack)
     origin = positions[0] + u_min * row + v_min * column
     data = volume.array
     extra = data.shape[3:]  # time points and/or colour
@@ -143,6 +144,24 @@ def regularize(volume: Volume, settings: Settings | None = None) -> Volume:
     }
     metadata["dicomsieve"] = block
     return replace(volume, array=out, affine_lps=affine, metadata=metadata, resampled=True)
+
+
+def _count(extent: float, step: float, slack: float) -> int:
+    """Grid points from 0 to at least ``extent - slack``: the grid covers every acquired
+    voxel centre, forgiving rounding of the positions up to ``slack`` mm."""
+    return max(1, math.ceil((extent - slack) / step)) + 1 if extent > slack else 1
+
+
+def _slice_step(gaps: NDArray[np.float64], settings: Settings) -> float:
+    """The new slice spacing: the smallest gap when every gap is a whole multiple of it
+    (missing slices: the acquired slices stay on the grid), else the median gap."""
+    real = gaps[gaps > settings.position_tolerance_mm]
+    smallest = float(real.min())
+    tol = max(settings.spacing_tolerance_mm, settings.spacing_tolerance_rel * smallest)
+    multiples = np.rint(real / smallest)
+    if np.all(np.abs(real - multiples * smallest) <= tol * multiples):
+        return smallest
+    return float(np.median(real))
 
 
 def _sample(

@@ -23,6 +23,7 @@ from multiprocessing.sharedctypes import Synchronized
 from typing import Any
 
 from dicomsieve.codes import ErrorCode, FileState
+from dicomsieve.errors import ScanError
 from dicomsieve.model import FileOutcome
 from dicomsieve.scan.read import read_file
 from dicomsieve.settings import Settings
@@ -30,6 +31,8 @@ from dicomsieve.settings import Settings
 __all__ = ["read_in_workers"]
 
 _IDLE = -1
+_READY = "ready"
+_START_TIMEOUT_S = 60.0
 
 
 def _limit_memory(megabytes: int) -> None:
@@ -61,6 +64,7 @@ def _worker_main(
     started: Synchronized[float],
 ) -> None:
     _limit_memory(settings.worker_memory_mb)
+    conn.send(_READY)
     while True:
         try:
             batch = conn.recv()
@@ -115,6 +119,23 @@ class _Pool:
         )
         process.start()
         child.close()
+        # Wait for the worker to say it runs: a worker that cannot start (a script
+        # without an ``if __name__ == "__main__":`` guard re-runs itself in every
+        # worker) is a setup problem to report at once, not a crash of each file.
+        ready = False
+        with contextlib.suppress(EOFError, OSError):
+            if parent.poll(_START_TIMEOUT_S):
+                ready = parent.recv() == _READY
+        if not ready:
+            if process.is_alive():
+                process.kill()
+            process.join(timeout=5)
+            parent.close()
+            raise ScanError(
+                "a reader process could not start. In a script, call dicomsieve from "
+                'under `if __name__ == "__main__":` (worker processes import the main '
+                "module again)."
+            )
         worker = _Worker(process, parent, current, started)
         self.workers.append(worker)
         return worker
