@@ -61,7 +61,9 @@ def load(loadable: Loadable, settings: Settings | None = None) -> Volume:
         ``array[i, j, k]`` = (column, row, slice), with a 4th axis for a sequence and a
         last axis of 3 for colour. Rescale slope and intercept are applied per slice:
         the array is integer when every slope and intercept is an integer and the
-        scaled range of the stored bits fits, else float32.
+        scaled range of the stored bits fits, else float32. When only an intercept
+        would widen 8 or 16 stored bits (CT at -1024), the values present decide: they
+        stay in a type of the stored width when they fit.
 
     Raises
     ------
