@@ -23,6 +23,7 @@ from dicomsieve.codes import LoadErrorCode
 from dicomsieve.errors import ConfigError, LoadError
 from dicomsieve.load.volume import Volume
 from dicomsieve.write.names import safe_component
+from dicomsieve.write.nifti import write_nifti
 
 __all__ = ["FORMATS", "WrittenOutput", "write_volume"]
 
@@ -141,9 +142,7 @@ def _atomic(final: Path, write: Callable[[Path], object], overwrite: bool) -> No
 
 
 def _write_nifti(volume: Volume, path: Path) -> None:
-    import nibabel as nib
-
-    nib.save(volume.to_nibabel(), str(path))
+    write_nifti(volume, path)
 
 
 def _write_nrrd(volume: Volume, path: Path) -> None:
