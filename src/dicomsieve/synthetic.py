@@ -5,16 +5,21 @@ identifiers :data:`PHI_PATIENT_NAME`, :data:`PHI_PATIENT_ID` and :data:`PHI_BIRT
 by default, so that a test can check they never reach a log.
 
 Output is deterministic: UIDs are hashes of a seed and of the series layout, times are
-offsets from the study time, and pixel data is a phantom sampled on the image geometry.
-Two runs write byte-identical files (for the same pydicom and zlib).
+offsets from the study time, and pixel data is a phantom sampled on the image geometry
+(with noise from a seeded generator in the conversion benchmark's data sets). Two runs
+write byte-identical files (for the same pydicom, numpy and zlib).
 
 Builders return lists of :class:`pydicom.dataset.Dataset` with their file meta set;
 :func:`write_series` writes them in one of four uncompressed transfer syntaxes and
 :func:`write_raw_dataset` writes a bare dataset, without preamble or file meta.
-:func:`make_demo` and :func:`make_bench` write whole trees, also from the command line::
+:func:`make_demo` and :func:`make_bench` write whole trees, and :func:`make_bench_ct` and
+:func:`make_bench_mr` the data sets of the conversion benchmark, also from the command
+line::
 
     python -m dicomsieve.synthetic demo OUTDIR
     python -m dicomsieve.synthetic bench OUTDIR --files 10000
+    python -m dicomsieve.synthetic bench-ct OUTDIR --slices 1000
+    python -m dicomsieve.synthetic bench-mr OUTDIR --series 200 --slices 50
 
 Geometry is in the patient coordinate system (LPS, millimetres). An orientation holds
 the six direction cosines of ImageOrientationPatient: the row direction (the way the
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import hashlib
 import itertools
 import math
 import os
@@ -82,6 +88,8 @@ __all__ = [
     "localizer",
     "main",
     "make_bench",
+    "make_bench_ct",
+    "make_bench_mr",
     "make_demo",
     "mr_3d",
     "mr_4d",
@@ -293,6 +301,24 @@ class _Plane:
         out: _Vec = self.position + j * self.row + i * self.col
         return out
 
+    def coordinates(
+        self, rows: int, columns: int, spacing: tuple[float, float]
+    ) -> tuple[_Vec, _Vec, _Vec]:
+        """The x, y and z of :meth:`points` as three arrays that broadcast to
+        ``(rows, columns)``: a coordinate that does not change along the rows (or the
+        columns) keeps a length-1 axis there, so axis-aligned planes stay cheap."""
+        i = np.arange(rows, dtype=np.float64)[:, None] * spacing[0]
+        j = np.arange(columns, dtype=np.float64)[None, :] * spacing[1]
+        out: list[_Vec] = []
+        for c in range(3):
+            value: _Vec = np.asarray(self.position[c], dtype=np.float64).reshape(1, 1)
+            if self.row[c] != 0.0:
+                value = value + j * self.row[c]
+            if self.col[c] != 0.0:
+                value = value + i * self.col[c]
+            out.append(value)
+        return out[0], out[1], out[2]
+
     def values(self) -> dict[str, str]:
         """Plane elements as DICOM strings (also used by the fast bench writer)."""
         return {
@@ -368,14 +394,25 @@ _MR_ADC: Final = np.array([0.0, 0.0008, 0.0005, 0.0025, 0.0002])
 
 
 def _labels(points: _Vec) -> NDArray[np.intp]:
-    q = points / _BODY_RADII
-    inside = (q * q).sum(axis=-1) <= 1.0
+    return _labels_xyz(points[..., 0], points[..., 1], points[..., 2])
+
+
+def _labels_xyz(x: _Vec, y: _Vec, z: _Vec) -> NDArray[np.intp]:
+    """Phantom labels at coordinates given as arrays that broadcast together.
+
+    An axis-aligned plane gives a row, a column and a constant (see
+    :meth:`_Plane.coordinates`), which is much cheaper than a full ``(rows, columns, 3)``
+    grid; the values are the same as those of :func:`_labels` on that grid.
+    """
+    qx, qy, qz = x / _BODY_RADII[0], y / _BODY_RADII[1], z / _BODY_RADII[2]
+    shape = np.broadcast_shapes(np.shape(x), np.shape(y), np.shape(z))
+    inside = np.broadcast_to(qx * qx + qy * qy + qz * qz <= 1.0, shape)
     labels: NDArray[np.intp] = inside.astype(np.intp)
-    for label, centre, radius in _SPHERES:
-        d = points - np.array(centre)
-        labels[((d * d).sum(axis=-1) <= radius * radius) & inside] = label
+    for label, (cx, cy, cz), radius in _SPHERES:
+        dx, dy, dz = x - cx, y - cy, z - cz
+        labels[((dx * dx + dy * dy + dz * dz) <= radius * radius) & inside] = label
     label, (x0, y0), radius = _ROD
-    d2 = (points[..., 0] - x0) ** 2 + (points[..., 1] - y0) ** 2
+    d2 = (x - x0) ** 2 + (y - y0) ** 2
     labels[(d2 <= radius * radius) & inside] = label
     return labels
 
@@ -1857,6 +1894,8 @@ class _FastWriter:
         pixels = Dataset()
         pixels.add(template[_PIXEL_DATA_TAG])
         self._pixels = _encode(pixels, implicit=implicit)
+        self._pixel_bytes = len(template[_PIXEL_DATA_TAG].value)
+        self._pixel_header = self._pixels[: len(self._pixels) - self._pixel_bytes]
 
         syntax = ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian
         meta = FileMetaDataset()
@@ -1873,8 +1912,11 @@ class _FastWriter:
         self._meta_before = _encode(before, implicit=False)
         self._meta_after = _encode(after, implicit=False)
 
-    def write(self, path: Path, values: Sequence[str]) -> None:
-        """Write one file; ``values`` follow ``_BENCH_VARIABLE``."""
+    def write(self, path: Path, values: Sequence[str], pixels: bytes | None = None) -> None:
+        """Write one file; ``values`` follow ``_BENCH_VARIABLE``; ``pixels`` replace the
+        template's pixel data (same length), else the template's are written."""
+        if pixels is not None and len(pixels) != self._pixel_bytes:
+            raise ValueError(f"{len(pixels)} bytes of pixels, the template has {self._pixel_bytes}")
         sop = _element_bytes(0x00020003, "UI", values[0], implicit=False)
         meta = self._meta_before + sop + self._meta_after
         parts = [b"\x00" * 128, b"DICM", struct.pack("<HH2sHI", 2, 0, b"UL", 4, len(meta)), meta]
@@ -1885,8 +1927,13 @@ class _FastWriter:
             )
         parts.append(self._runs[-1])
         with open(path, "wb") as f:
-            f.write(b"".join(parts))
-            f.write(self._pixels)
+            if pixels is None:
+                f.write(b"".join(parts))
+                f.write(self._pixels)
+            else:
+                parts.append(self._pixel_header)
+                f.write(b"".join(parts))
+                f.write(pixels)
 
 
 @dataclass(frozen=True, slots=True)
@@ -2119,11 +2166,231 @@ def make_bench(
     return paths
 
 
+# --- Benchmark data sets for convert ----------------------------------------------------
+
+_BENCH_CT_PIXEL_SPACING: Final = 0.5
+_BENCH_CT_SLICE_SPACING: Final = 0.625
+_BENCH_CT_NOISE_HU: Final = 20.0
+# The stack is mapped onto this length of the phantom along z (it is 200 mm long), so
+# that every slice of a long stack cuts the body.
+_BENCH_CT_PHANTOM_MM: Final = 190.0
+_BENCH_MR_PIXEL_SPACING: Final = 0.9
+_BENCH_MR_NOISE: Final = 12.0
+
+
+def _noise_rng(*parts: str) -> np.random.Generator:
+    """A PCG64 generator seeded by a hash of ``parts``: the same numbers everywhere."""
+    digest = hashlib.sha256("\x1f".join(parts).encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:16], "little"))
+
+
+def _outside_disc(rows: int, columns: int, spacing: tuple[float, float]) -> NDArray[np.bool_]:
+    """Pixels outside the reconstruction circle (the disc inscribed in the image)."""
+    i = (np.arange(rows, dtype=np.float64)[:, None] - (rows - 1) / 2) * spacing[0]
+    j = (np.arange(columns, dtype=np.float64)[None, :] - (columns - 1) / 2) * spacing[1]
+    radius = min(rows * spacing[0], columns * spacing[1]) / 2
+    outside: NDArray[np.bool_] = i * i + j * j > radius * radius
+    return outside
+
+
+def make_bench_ct(
+    outdir: str | os.PathLike[str], *, slices: int = 1000, seed: str = "dicomsieve-bench-ct"
+) -> list[Path]:
+    """Write one axial CT series without a localizer, for benchmarking a conversion.
+
+    ``slices`` images of 512x512, 0.5 mm pixels, 0.625 mm apart, unsigned 16-bit
+    pixels with RescaleIntercept -1024 (values 0 to 4095), explicit VR little endian,
+    a ~6 kB private header. Each slice samples the phantom (:func:`ct_hounsfield`)
+    at its own position, the stack mapped onto the middle 190 mm of the phantom along
+    z so that every slice cuts the body, plus Gaussian noise of 20 HU (seeded); pixels
+    outside the reconstruction circle hold 0 (-1024 HU), as scanners pad them. zlib at
+    level 6 compresses the pixels to about 42 %, like real CT. The files are
+    ``PAT0001/STUDY01/SE002/IMnnnnnn`` (no extension), about 0.53 MB each.
+
+    Parameters
+    ----------
+    outdir
+        Root of the tree; created if needed.
+    slices
+        Number of slices (files).
+    seed
+        Source of every UID and of the noise.
+
+    Returns
+    -------
+    list of Path
+        The written files, in slice order.
+    """
+    if slices < 1:
+        raise ConfigError(f"slices must be >= 1, got {slices}")
+    study = StudySpec(
+        seed=f"{seed}:1",
+        patient_id=f"{PHI_PATIENT_ID}-0001",
+        accession_number="BENCHCT00001",
+        study_description="BENCH CT",
+    )
+    spacing = (_BENCH_CT_PIXEL_SPACING, _BENCH_CT_PIXEL_SPACING)
+    series = _Series(
+        study,
+        study.series_uid(2, "AXIAL"),
+        2,
+        f"AXIAL {_BENCH_CT_SLICE_SPACING} mm",
+        "CT",
+        CTImageStorage,
+        "CHEST ABDOMEN PELVIS",
+    )
+    planes = _stack(
+        AXIAL,
+        slices=slices,
+        rows=512,
+        columns=512,
+        pixel_spacing=spacing,
+        slice_spacing=_BENCH_CT_SLICE_SPACING,
+        origin=None,
+    )
+    spec = _BenchSeries(
+        series, "ct", tuple(planes), 512, 512, spacing, _BENCH_CT_SLICE_SPACING, False
+    )
+    extent = (slices - 1) * _BENCH_CT_SLICE_SPACING
+    z_scale = min(1.0, _BENCH_CT_PHANTOM_MM / extent) if extent > 0 else 1.0
+    outside = _outside_disc(spec.rows, spec.columns, spacing)
+    rng = _noise_rng(seed, series.uid, "noise")
+    folder = Path(outdir) / "PAT0001" / "STUDY01" / f"SE{series.number:03d}"
+    folder.mkdir(parents=True, exist_ok=True)
+    writer = _FastWriter(spec.template(), implicit=False)
+    paths: list[Path] = []
+    for k, plane in enumerate(planes):
+        x, y, z = plane.coordinates(spec.rows, spec.columns, spacing)
+        hu = _CT_HU[_labels_xyz(x, y, z * z_scale)]
+        values = rng.standard_normal((spec.rows, spec.columns), dtype=np.float32)
+        values *= _BENCH_CT_NOISE_HU
+        values += hu
+        values += 1024.0
+        np.rint(values, out=values)
+        np.clip(values, 0.0, 4095.0, out=values)
+        values[outside] = 0.0
+        path = folder / f"IM{k + 1:06d}"
+        writer.write(path, spec.values(k), values.astype("<u2").tobytes())
+        paths.append(path)
+    return paths
+
+
+def _mr_clean(spec: _BenchSeries) -> NDArray[np.float32]:
+    """The noise-free magnitude of every slice of an MR bench series."""
+    assert spec.mr is not None
+    out = np.empty((len(spec.planes), spec.rows, spec.columns), dtype=np.float32)
+    for k, plane in enumerate(spec.planes):
+        labels = _labels_xyz(*plane.coordinates(spec.rows, spec.columns, spec.pixel_spacing))
+        out[k] = _MR_S0[labels] * np.exp(-spec.mr.echo_time / _MR_T2_MS[labels])
+    return out
+
+
+def make_bench_mr(
+    outdir: str | os.PathLike[str],
+    *,
+    series: int = 200,
+    slices: int = 50,
+    seed: str = "dicomsieve-bench-mr",
+) -> list[Path]:
+    """Write many small MR series without localizers, for benchmarking a conversion.
+
+    Patients of five series each, one per protocol (T1 SE axial, T2 TSE axial, T2 FLAIR
+    coronal, T1 MPRAGE sagittal, SWI axial; the last patient has fewer when ``series``
+    is not a multiple of 5). Every series has ``slices`` images of 256x256, 0.9 mm
+    pixels, slices ``200 / slices`` mm apart across the phantom, unsigned 12-bit pixels,
+    explicit VR little endian, a ~6 kB private header. Each slice samples the phantom
+    (its T2-weighted magnitude at the protocol's echo time) at its own position, with
+    Rician noise (sigma 12, seeded). The files are ``PATnnnn/STUDY01/SEnnn/IMnnnnnn``
+    (no extension), about 0.14 MB each.
+
+    Parameters
+    ----------
+    outdir
+        Root of the tree; created if needed.
+    series
+        Number of series.
+    slices
+        Slices (files) per series.
+    seed
+        Source of every UID and of the noise.
+
+    Returns
+    -------
+    list of Path
+        The written files, series after series, each in slice order.
+    """
+    if series < 1 or slices < 1:
+        raise ConfigError(f"series and slices must be >= 1, got {series} and {slices}")
+    root = Path(outdir)
+    spacing = round(200.0 / slices, 3)
+    pixel_spacing = (_BENCH_MR_PIXEL_SPACING, _BENCH_MR_PIXEL_SPACING)
+    clean: dict[int, NDArray[np.float32]] = {}  # per protocol: every patient shares them
+    paths: list[Path] = []
+    study = DEFAULT_STUDY
+    for n in range(series):
+        patient, protocol = divmod(n, len(_MR_PROTOCOLS))
+        patient += 1
+        if protocol == 0:
+            study = StudySpec(
+                seed=f"{seed}:{patient}",
+                patient_id=f"{PHI_PATIENT_ID}-{patient:04d}",
+                accession_number=f"BENCHMR{patient:05d}",
+                study_description="BENCH MR",
+                study_date=f"2023{1 + patient % 12:02d}{1 + patient % 28:02d}",
+            )
+        name, orientation, params = _MR_PROTOCOLS[protocol]
+        number = protocol + 1
+        planes = _stack(
+            orientation,
+            slices=slices,
+            rows=256,
+            columns=256,
+            pixel_spacing=pixel_spacing,
+            slice_spacing=spacing,
+            origin=None,
+        )
+        spec = _BenchSeries(
+            _Series(
+                study, study.series_uid(number, name), number, name, "MR", MRImageStorage, name
+            ),
+            "mr",
+            tuple(planes),
+            256,
+            256,
+            pixel_spacing,
+            spacing,
+            False,
+            (),
+            params,
+        )
+        if protocol not in clean:
+            clean[protocol] = _mr_clean(spec)
+        rng = _noise_rng(seed, spec.series.uid, "noise")
+        folder = root / f"PAT{patient:04d}" / "STUDY01" / f"SE{number:03d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        writer = _FastWriter(spec.template(), implicit=False)
+        shape = (spec.rows, spec.columns)
+        for k in range(slices):
+            real = rng.standard_normal(shape, dtype=np.float32)
+            real *= _BENCH_MR_NOISE
+            real += clean[protocol][k]
+            imaginary = rng.standard_normal(shape, dtype=np.float32)
+            imaginary *= _BENCH_MR_NOISE
+            magnitude = np.hypot(real, imaginary)
+            np.rint(magnitude, out=magnitude)
+            np.clip(magnitude, 0.0, 4095.0, out=magnitude)
+            path = folder / f"IM{k + 1:06d}"
+            writer.write(path, spec.values(k), magnitude.astype("<u2").tobytes())
+            paths.append(path)
+    return paths
+
+
 # --- Command line -----------------------------------------------------------------------
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: ``demo OUTDIR`` or ``bench OUTDIR [--files N]``.
+    """Command line: ``demo OUTDIR``, ``bench OUTDIR [--files N]``,
+    ``bench-ct OUTDIR [--slices N]`` or ``bench-mr OUTDIR [--series N] [--slices N]``.
 
     Parameters
     ----------
@@ -2145,12 +2412,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench = commands.add_parser("bench", help="a large tree for benchmarking scans")
     bench.add_argument("outdir", type=Path)
     bench.add_argument("--files", type=int, default=10_000, help="number of files")
+    bench_ct = commands.add_parser("bench-ct", help="one axial CT series of 512x512 slices")
+    bench_ct.add_argument("outdir", type=Path)
+    bench_ct.add_argument("--slices", type=int, default=1000, help="number of slices")
+    bench_mr = commands.add_parser("bench-mr", help="many small MR series of 256x256 slices")
+    bench_mr.add_argument("outdir", type=Path)
+    bench_mr.add_argument("--series", type=int, default=200, help="number of series")
+    bench_mr.add_argument("--slices", type=int, default=50, help="slices per series")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     if args.command == "demo":
         cases = make_demo(args.outdir)
         count = sum(len(paths) for paths in cases.values())
         what = f"{count} DICOM files in {len(cases)} cases and README.txt"
+    elif args.command == "bench-ct":
+        what = f"{len(make_bench_ct(args.outdir, slices=args.slices))} files"
+    elif args.command == "bench-mr":
+        paths = make_bench_mr(args.outdir, series=args.series, slices=args.slices)
+        what = f"{len(paths)} files"
     else:
         what = f"{len(make_bench(args.outdir, n_files=args.files))} files"
     print(f"{args.command}: wrote {what} to {args.outdir} in {time.perf_counter() - start:.1f} s")

@@ -15,7 +15,9 @@ import contextlib
 import multiprocessing
 import multiprocessing.connection
 import os
+import sys
 import time
+import types
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -117,7 +119,8 @@ class _Pool:
             daemon=True,
             name="dicomsieve-reader",
         )
-        process.start()
+        with _main_module_hidden():
+            process.start()
         child.close()
         # Wait for the worker to say it runs: a worker that cannot start (a script
         # without an ``if __name__ == "__main__":`` guard re-runs itself in every
@@ -132,9 +135,8 @@ class _Pool:
             process.join(timeout=5)
             parent.close()
             raise ScanError(
-                "a reader process could not start. In a script, call dicomsieve from "
-                'under `if __name__ == "__main__":` (worker processes import the main '
-                "module again)."
+                f"a reader process could not start (exit code {process.exitcode}); "
+                "see the messages above"
             )
         worker = _Worker(process, parent, current, started)
         self.workers.append(worker)
@@ -154,6 +156,25 @@ class _Pool:
         for worker in list(self.workers):
             worker.process.join(timeout=2)
             self.retire(worker, kill=True)
+
+
+@contextlib.contextmanager
+def _main_module_hidden() -> Iterator[None]:
+    """Start a worker without the caller's main module.
+
+    multiprocessing tells a new process to import the parent's ``__main__`` again (so
+    that functions defined there can be found). Workers only run dicomsieve's own code,
+    and importing the caller's script again would run it again when it has no
+    ``if __name__ == "__main__":`` guard, or fail for a script read from stdin. The
+    main module is swapped for an empty one while the process is started.
+    """
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if main is not None:
+            sys.modules["__main__"] = main
 
 
 def _failed(path: str, code: ErrorCode, message: str) -> FileOutcome:
