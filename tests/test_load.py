@@ -27,9 +27,11 @@ from pydicom.uid import (
     RLELossless,
 )
 
+import dicomsieve
 from dicomsieve import LoadError, LoadErrorCode, load, regularize
 from dicomsieve import synthetic as syn
 from dicomsieve.codes import FileState, LoadableKind
+from dicomsieve.load import loader as loader_module
 from dicomsieve.load.volume import Volume
 from dicomsieve.loadables import SourceInstance, examine_instances
 from dicomsieve.loadables.model import Examination, Loadable
@@ -737,3 +739,35 @@ def test_regularize_needs_geometry(tmp_path: Path) -> None:
     with pytest.raises(LoadError) as caught:
         regularize(load(lo))
     assert caught.value.code == LoadErrorCode.NO_GEOMETRY
+
+
+def test_known_unchanged_files_are_not_read_again_and_changed_ones_are(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Records from the index spare the header re-read only while size and mtime match.
+    from dicomsieve.index.store import Index
+    from dicomsieve.scan.scanner import scan
+
+    paths = syn.write_series(syn.ct_volume(slices=4, rows=12, columns=12), tmp_path / "d")
+    with Index(tmp_path / "index.sqlite") as index:
+        scan([str(tmp_path / "d")], index, SETTINGS)
+        examination = dicomsieve.examine(index, SETTINGS)
+        (loadable,) = examination.selected()
+        known = {
+            s.path: (s.record, s.size, s.mtime_ns)
+            for s in index.instances(loadable.series_instance_uid)
+        }
+    reads: list[str] = []
+    real = loader_module.read_file
+
+    def counting(path: str, settings: Settings) -> Any:
+        reads.append(path)
+        return real(path, settings)
+
+    monkeypatch.setattr(loader_module, "read_file", counting)
+    first = load(loadable, SETTINGS, known=known)
+    assert reads == []
+    os.utime(paths[1], ns=(1, 1))  # touched: its header is read again
+    second = load(loadable, SETTINGS, known=known)
+    assert reads == [str(paths[1])]
+    np.testing.assert_array_equal(first.array, second.array)

@@ -17,7 +17,7 @@ from typing import Literal
 from dicomsieve.codes import LoadableKind
 from dicomsieve.errors import ConfigError, LoadError
 from dicomsieve.index.store import Index
-from dicomsieve.load.loader import load
+from dicomsieve.load.loader import KnownFiles, load
 from dicomsieve.load.resample import regularize as regularize_volume
 from dicomsieve.loadables.examine import examine_series
 from dicomsieve.loadables.model import Examination, Loadable, SeriesExamination, SourceInstance
@@ -200,6 +200,7 @@ def convert_examination(
     name_template: str = DEFAULT_TEMPLATE,
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    index: Index | None = None,
 ) -> ConversionResult:
     """Load and write the selected loadables (or all but unsupported ones).
 
@@ -225,6 +226,9 @@ def convert_examination(
         Replace existing outputs.
     progress
         Called with (done, total) after each loadable.
+    index
+        The index the examination came from: unchanged files are then not read again
+        for their headers.
 
     Returns
     -------
@@ -241,12 +245,16 @@ def convert_examination(
     outputs: list[WrittenOutput] = []
     failures: list[ConversionFailure] = []
     used: set[str] = set()
-    for done, (loadable, index) in enumerate(chosen, start=1):
+    known: dict[str, KnownFiles] = {}
+    for done, (loadable, number) in enumerate(chosen, start=1):
         try:
-            volume = load(loadable, settings)
+            uid = loadable.series_instance_uid
+            if index is not None and uid not in known:
+                known[uid] = {s.path: (s.record, s.size, s.mtime_ns) for s in index.instances(uid)}
+            volume = load(loadable, settings, known=known.get(uid))
             if regularize == "resample" and loadable.affine_lps is not None:
                 volume = regularize_volume(volume, settings)
-            stem = output_stem(name_template, loadable, volume.metadata, index)
+            stem = output_stem(name_template, loadable, volume.metadata, number)
             if volume.resampled:
                 stem += "_resampled"
             unique, n = stem, 1
@@ -277,7 +285,7 @@ def convert(
     settings = settings or Settings()
     if isinstance(source, Index):
         examination = examine_index(source, settings, series_uid=series_uid)
-        return convert_examination(examination, outdir, settings, **options)  # type: ignore[arg-type]
+        return convert_examination(examination, outdir, settings, index=source, **options)  # type: ignore[arg-type]
     paths = [source] if isinstance(source, str | os.PathLike) else list(source)
     with (
         tempfile.TemporaryDirectory(prefix="dicomsieve-") as tmp,
@@ -285,4 +293,4 @@ def convert(
     ):
         scan([os.fspath(p) for p in paths], index, settings)
         examination = examine_index(index, settings, series_uid=series_uid)
-        return convert_examination(examination, outdir, settings, **options)  # type: ignore[arg-type]
+        return convert_examination(examination, outdir, settings, index=index, **options)  # type: ignore[arg-type]

@@ -154,7 +154,7 @@ def _run(
         "overwrite": overwrite,
     }
     if not err.is_terminal:
-        return convert_examination(examination, outdir, settings, **options)  # type: ignore[arg-type]
+        return convert_examination(examination, outdir, settings, index=index, **options)  # type: ignore[arg-type]
     with Progress(
         TextColumn("converting"),
         BarColumn(),
@@ -173,6 +173,7 @@ def _run(
             outdir,
             settings,
             progress=show,
+            index=index,
             **options,  # type: ignore[arg-type]
         )
 

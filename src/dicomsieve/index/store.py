@@ -115,6 +115,9 @@ class StoredInstance:
     path: str
     duplicate_of: int | None
     record: InstanceRecord
+    size: int | None = None
+    """The file's size when it was indexed (with ``mtime_ns``: is it unchanged?)."""
+    mtime_ns: int | None = None
 
 
 def _dumps(value: object) -> str | None:
@@ -499,7 +502,8 @@ class Index:
         sql = (
             f"SELECT i.id, f.id, f.path, i.duplicate_of, se.series_instance_uid, "
             f"st.study_instance_uid, p.patient_id, p.patient_name, p.birth_date, "
-            f"st.study_date, st.study_time, st.study_description, st.accession_number, {select} "
+            f"st.study_date, st.study_time, st.study_description, st.accession_number, {select}, "
+            "f.size, f.mtime_ns "
             "FROM instances i JOIN files f ON f.id = i.file_ref "
             "JOIN series se ON se.id = i.series_ref JOIN studies st ON st.id = se.study_ref "
             "JOIN patients p ON p.id = st.patient_ref"
@@ -513,7 +517,8 @@ class Index:
         frames = self._frames([int(row[0]) for row in rows])
         result = []
         for row in rows:
-            values = dict(zip(names, row[13:], strict=True))
+            columns = row[13 : 13 + len(names)]
+            values = dict(zip(names, columns, strict=True))
             pixel = None
             if values["pixel_tag"] is not None:
                 pixel = PixelDataInfo(
@@ -524,7 +529,7 @@ class Index:
                 )
             kwargs = {
                 name: _to_tuple(_loads(value)) if sql_type == "TEXT" and _is_json(name) else value
-                for (name, sql_type), value in zip(INSTANCE_COLUMNS, row[13:], strict=True)
+                for (name, sql_type), value in zip(INSTANCE_COLUMNS, columns, strict=True)
                 if name in _INSTANCE_FIELD_NAMES
             }
             kwargs["has_referenced_image_sequence"] = bool(kwargs["has_referenced_image_sequence"])
@@ -542,7 +547,9 @@ class Index:
                 frames=frames.get(int(row[0]), ()),
                 **kwargs,
             )
-            result.append(StoredInstance(int(row[0]), int(row[1]), row[2], row[3], record))
+            result.append(
+                StoredInstance(int(row[0]), int(row[1]), row[2], row[3], record, row[-2], row[-1])
+            )
         return result
 
     # -------------------------------------------------------------- examinations

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import os
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
@@ -30,7 +30,7 @@ from dicomsieve.model import InstanceRecord
 from dicomsieve.scan.read import read_file
 from dicomsieve.settings import Settings
 
-__all__ = ["load"]
+__all__ = ["KnownFiles", "load"]
 
 _NATIVE_PIXEL_DATA = 0x7FE00010
 _DEFLATED = "1.2.840.10008.1.2.1.99"
@@ -49,7 +49,14 @@ class _SliceInfo:
     record: InstanceRecord
 
 
-def load(loadable: Loadable, settings: Settings | None = None) -> Volume:
+KnownFiles = Mapping[str, tuple[InstanceRecord, int | None, int | None]]
+"""Path -> (record, size, mtime_ns) as indexed: files whose size and modification time
+are unchanged are not read again for their header."""
+
+
+def load(
+    loadable: Loadable, settings: Settings | None = None, *, known: KnownFiles | None = None
+) -> Volume:
     """Decode the pixels of ``loadable`` into a :class:`Volume`.
 
     Parameters
@@ -58,6 +65,9 @@ def load(loadable: Loadable, settings: Settings | None = None) -> Volume:
         A loadable from :func:`dicomsieve.examine` (any kind but ``unsupported``).
     settings
         Limits for re-reading headers; the defaults when ``None``.
+    known
+        Records from the index with the size and mtime they were read at; a file whose
+        size and mtime still match is not read again for its header.
 
     Returns
     -------
@@ -83,7 +93,7 @@ def load(loadable: Loadable, settings: Settings | None = None) -> Volume:
         affine = np.eye(4)
     else:
         affine = np.array(loadable.affine_lps, dtype=np.float64)
-    records = _headers(loadable, settings)
+    records = _headers(loadable, settings, known or {})
     infos = [_slice_info(ref.path, ref.frame_number, records[ref.path]) for ref in loadable.slices]
     first = infos[0].record
     samples = first.samples_per_pixel or 1
@@ -108,11 +118,26 @@ def load(loadable: Loadable, settings: Settings | None = None) -> Volume:
     )
 
 
-def _headers(loadable: Loadable, settings: Settings) -> dict[str, InstanceRecord]:
-    """The record of every file, re-read; the object must be the one examine saw."""
+def _unchanged(path: str, size: int | None, mtime_ns: int | None) -> bool:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return False
+    return size is not None and info.st_size == size and info.st_mtime_ns == mtime_ns
+
+
+def _headers(
+    loadable: Loadable, settings: Settings, known: KnownFiles
+) -> dict[str, InstanceRecord]:
+    """The record of every file: as indexed when the file is unchanged, else re-read; the
+    object must be the one examine saw."""
     expected = {ref.path: ref.sop_instance_uid for ref in loadable.slices}
     records: dict[str, InstanceRecord] = {}
     for path, sop in expected.items():
+        entry = known.get(path)
+        if entry is not None and entry[0].sop_instance_uid == sop and _unchanged(path, *entry[1:]):
+            records[path] = entry[0]
+            continue
         outcome = read_file(path, settings)
         record = outcome.instance
         if outcome.state is not FileState.INDEXED or record is None:
