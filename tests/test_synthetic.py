@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import itertools
 import math
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from pydicom.uid import (
     MRImageStorage,
 )
 
+import dicomsieve
 from dicomsieve import synthetic as syn
 from dicomsieve.errors import ConfigError
 
@@ -620,3 +622,100 @@ def test_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert out.count("\n") == 1
     assert "5 files" in out
     assert len([p for p in (tmp_path / "bench").rglob("*") if p.is_file()]) == 5
+
+
+def _read_back_equal(path: Path) -> Dataset:
+    """The file read by pydicom, checked to be what pydicom writes for that dataset."""
+    ds = pydicom.dcmread(path)
+    buffer = io.BytesIO()
+    pydicom.dcmwrite(buffer, ds, enforce_file_format=True)
+    assert buffer.getvalue() == path.read_bytes()
+    return ds
+
+
+def test_make_bench_ct_is_one_noisy_axial_series(tmp_path: Path) -> None:
+    paths = syn.make_bench_ct(tmp_path, slices=5)
+    files = sorted(p for p in tmp_path.rglob("*") if p.is_file())
+    assert sorted(paths) == files
+    assert len(files) == 5
+    assert all(p.suffix == "" for p in files)
+    assert all(len(p.relative_to(tmp_path).parts) == 4 for p in files)  # PAT/STUDY/SE/file
+    stack = [_read_back_equal(p) for p in paths]
+    assert len({ds.SeriesInstanceUID for ds in stack}) == 1
+    assert [ds.InstanceNumber for ds in stack] == [1, 2, 3, 4, 5]
+    for ds in stack:
+        assert ds.Modality == "CT"
+        assert "LOCALIZER" not in ds.ImageType
+        assert (ds.Rows, ds.Columns, ds.BitsAllocated) == (512, 512, 16)
+        assert (ds.PixelRepresentation, float(ds.RescaleIntercept)) == (0, -1024.0)
+        assert not ds[0x00291010].value.startswith(b"SV10")  # no CSA header for dcm2niix
+    np.testing.assert_allclose(np.diff([float(ds.ImagePositionPatient[2]) for ds in stack]), 0.625)
+    arrays = [ds.pixel_array for ds in stack]
+    assert all(a.shape == (512, 512) and a.dtype == np.uint16 for a in arrays)
+    assert not np.array_equal(arrays[0], arrays[1])  # every slice has its own pixels
+    hu = arrays[2].astype(np.int32) - 1024
+    assert abs(float(np.median(hu[236:276, 236:276])) - 40.0) < 10  # soft tissue, noisy
+    assert 5 < float(np.std(hu[236:276, 236:276])) < 40
+    assert hu[0, 0] == -1024  # outside the reconstruction circle
+    raw = np.stack(arrays).tobytes()
+    assert 0.3 < len(zlib.compress(raw, 6)) / len(raw) < 0.55  # like real CT
+
+
+def test_make_bench_mr_series_of_small_volumes(tmp_path: Path) -> None:
+    paths = syn.make_bench_mr(tmp_path, series=7, slices=3)
+    files = sorted(p for p in tmp_path.rglob("*") if p.is_file())
+    assert sorted(paths) == files
+    assert len(files) == 21
+    assert all(p.suffix == "" for p in files)
+    assert all(len(p.relative_to(tmp_path).parts) == 4 for p in files)
+    assert len({p.parent for p in files}) == 7
+    assert len({p.parts[-4] for p in files}) == 2  # five series per patient
+    stack = [_read_back_equal(p) for p in paths]
+    assert len({ds.SeriesInstanceUID for ds in stack}) == 7
+    assert {(ds.Rows, ds.Columns, ds.Modality) for ds in stack} == {(256, 256, "MR")}
+    assert not any("LOCALIZER" in ds.ImageType for ds in stack)
+    orientations = {tuple(round(float(v)) for v in ds.ImageOrientationPatient) for ds in stack}
+    assert len(orientations) == 3  # axial, coronal and sagittal protocols
+    first, second = stack[0].pixel_array, stack[1].pixel_array
+    assert first.max() > 500
+    assert not np.array_equal(first, second)
+
+
+def test_bench_data_sets_are_deterministic(tmp_path: Path) -> None:
+    syn.make_bench_mr(tmp_path / "a", series=2, slices=2)
+    syn.make_bench_mr(tmp_path / "b", series=2, slices=2)
+    assert tree(tmp_path / "a") == tree(tmp_path / "b")
+    syn.make_bench_ct(tmp_path / "c", slices=2)
+    syn.make_bench_ct(tmp_path / "d", slices=2)
+    assert tree(tmp_path / "c") == tree(tmp_path / "d")
+    syn.make_bench_ct(tmp_path / "e", slices=2, seed="other")
+    assert tree(tmp_path / "c") != tree(tmp_path / "e")
+
+
+def test_bench_data_sets_examine_to_one_volume_per_series(tmp_path: Path) -> None:
+    syn.make_bench_ct(tmp_path / "ct", slices=4)
+    syn.make_bench_mr(tmp_path / "mr", series=6, slices=3)
+    for name, shape, count in (("ct", (512, 512, 4), 1), ("mr", (256, 256, 3), 6)):
+        examination = dicomsieve.examine(tmp_path / name)
+        assert len(examination.series) == count
+        for series in examination.series:
+            (loadable,) = series.loadables
+            assert loadable.kind == dicomsieve.LoadableKind.VOLUME
+            assert loadable.selected
+            assert loadable.shape == shape
+            assert not loadable.warnings
+
+
+def test_bench_data_sets_reject_bad_sizes(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError):
+        syn.make_bench_ct(tmp_path, slices=0)
+    with pytest.raises(ConfigError):
+        syn.make_bench_mr(tmp_path, series=0)
+
+
+def test_command_line_bench_data_sets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert syn.main(["bench-ct", str(tmp_path / "ct"), "--slices", "2"]) == 0
+    assert syn.main(["bench-mr", str(tmp_path / "mr"), "--series", "2", "--slices", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "2 files" in out
+    assert "4 files" in out

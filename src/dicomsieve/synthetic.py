@@ -612,14 +612,20 @@ def _set_references(ds: Dataset, references: Sequence[Dataset]) -> None:
     ds.ReferencedImageSequence = DicomSequence(items)
 
 
-def _private_blob(size: int) -> bytes:
+_CSA2_MAGIC: Final = b"SV10\x04\x03\x02\x01"
+# Not a CSA signature: dcm2niix reads (0029,1010) as a Siemens CSA header whoever wrote
+# it, and reports one that starts with SV10 and does not parse as corrupted, per file.
+_NEUTRAL_MAGIC: Final = b"DSHDR\x00\x01\x00"
+
+
+def _private_blob(size: int, magic: bytes = _CSA2_MAGIC) -> bytes:
     """Filler shaped like a vendor header (Siemens CSA and the like are kilobytes long)."""
-    unit = b"SV10\x04\x03\x02\x01SYNTHETIC-VENDOR-HEADER\x00"
+    unit = magic + b"SYNTHETIC-VENDOR-HEADER\x00"
     blob = (unit * (size // len(unit) + 1))[:size]
     return blob + b"\x00" * (len(blob) % 2)
 
 
-def _add_private(ds: Dataset, *, blob_bytes: int = 0) -> None:
+def _add_private(ds: Dataset, *, blob_bytes: int = 0, magic: bytes = _CSA2_MAGIC) -> None:
     """A private block like scanners write (creator names that no dictionary knows)."""
     block = ds.private_block(0x0019, _PRIVATE_CREATOR, create=True)
     block.add_new(0x10, "LO", "PHANTOM PROTOCOL")
@@ -628,7 +634,7 @@ def _add_private(ds: Dataset, *, blob_bytes: int = 0) -> None:
     block.add_new(0x13, "SH", "V1")
     if blob_bytes:
         header = ds.private_block(0x0029, _PRIVATE_HEADER_CREATOR, create=True)
-        header.add_new(0x10, "OB", _private_blob(blob_bytes))
+        header.add_new(0x10, "OB", _private_blob(blob_bytes, magic))
 
 
 def _set_ct(ds: Dataset, *, tilt: float, signed_12bit: bool, fov: float) -> None:
@@ -1948,6 +1954,7 @@ class _BenchSeries:
     implicit: bool
     references: tuple[Dataset, ...] = ()
     mr: _MrParams | None = None
+    header_magic: bytes = _CSA2_MAGIC
 
     def sop_uid(self, k: int) -> str:
         return derive_uid(self.series.uid, "bench", str(k))
@@ -1971,7 +1978,7 @@ class _BenchSeries:
             image_type=image_type,
             time_s=self.seconds(0),
         )
-        _add_private(ds, blob_bytes=6000)
+        _add_private(ds, blob_bytes=6000, magic=self.header_magic)
         _set_plane(ds, self.planes[0], self.pixel_spacing, self.thickness)
         _set_references(ds, self.references)
         points = self.planes[len(self.planes) // 2].points(
@@ -2200,7 +2207,8 @@ def make_bench_ct(
 
     ``slices`` images of 512x512, 0.5 mm pixels, 0.625 mm apart, unsigned 16-bit
     pixels with RescaleIntercept -1024 (values 0 to 4095), explicit VR little endian,
-    a ~6 kB private header. Each slice samples the phantom (:func:`ct_hounsfield`)
+    a ~6 kB private header (not shaped like a Siemens CSA header, which dcm2niix would
+    try to parse). Each slice samples the phantom (:func:`ct_hounsfield`)
     at its own position, the stack mapped onto the middle 190 mm of the phantom along
     z so that every slice cuts the body, plus Gaussian noise of 20 HU (seeded); pixels
     outside the reconstruction circle hold 0 (-1024 HU), as scanners pad them. zlib at
@@ -2249,7 +2257,15 @@ def make_bench_ct(
         origin=None,
     )
     spec = _BenchSeries(
-        series, "ct", tuple(planes), 512, 512, spacing, _BENCH_CT_SLICE_SPACING, False
+        series,
+        "ct",
+        tuple(planes),
+        512,
+        512,
+        spacing,
+        _BENCH_CT_SLICE_SPACING,
+        False,
+        header_magic=_NEUTRAL_MAGIC,
     )
     extent = (slices - 1) * _BENCH_CT_SLICE_SPACING
     z_scale = min(1.0, _BENCH_CT_PHANTOM_MM / extent) if extent > 0 else 1.0
@@ -2298,10 +2314,10 @@ def make_bench_mr(
     coronal, T1 MPRAGE sagittal, SWI axial; the last patient has fewer when ``series``
     is not a multiple of 5). Every series has ``slices`` images of 256x256, 0.9 mm
     pixels, slices ``200 / slices`` mm apart across the phantom, unsigned 12-bit pixels,
-    explicit VR little endian, a ~6 kB private header. Each slice samples the phantom
-    (its T2-weighted magnitude at the protocol's echo time) at its own position, with
-    Rician noise (sigma 12, seeded). The files are ``PATnnnn/STUDY01/SEnnn/IMnnnnnn``
-    (no extension), about 0.14 MB each.
+    explicit VR little endian, a ~6 kB private header (as for :func:`make_bench_ct`).
+    Each slice samples the phantom (its T2-weighted magnitude at the protocol's echo
+    time) at its own position, with Rician noise (sigma 12, seeded). The files are
+    ``PATnnnn/STUDY01/SEnnn/IMnnnnnn`` (no extension), about 0.14 MB each.
 
     Parameters
     ----------
@@ -2362,6 +2378,7 @@ def make_bench_mr(
             False,
             (),
             params,
+            _NEUTRAL_MAGIC,
         )
         if protocol not in clean:
             clean[protocol] = _mr_clean(spec)
