@@ -527,10 +527,10 @@ class Index:
                     length=values["pixel_length"],
                     deflated=bool(values["pixel_deflated"]),
                 )
-            kwargs = {
-                name: _to_tuple(_loads(value)) if sql_type == "TEXT" and _is_json(name) else value
-                for (name, sql_type), value in zip(INSTANCE_COLUMNS, columns, strict=True)
-                if name in _INSTANCE_FIELD_NAMES
+            kwargs: dict[str, Any] = {
+                name: (_to_tuple(json.loads(value)) if is_json and value is not None else value)
+                for (name, is_json), value in zip(_RECORD_COLUMNS, columns, strict=False)
+                if name is not None
             }
             kwargs["has_referenced_image_sequence"] = bool(kwargs["has_referenced_image_sequence"])
             record = InstanceRecord(
@@ -774,6 +774,14 @@ def _affine_from(text: str | None) -> Matrix4 | None:
         return None
     rows = json.loads(text)
     return tuple(tuple(float(v) for v in row) for row in rows)  # type: ignore[return-value]
+
+
+# Per instance column, in order: the record field it fills (None for pixel columns) and
+# whether it holds JSON. Built once: reading records is on examine's hot path.
+_RECORD_COLUMNS: Final = tuple(
+    (name if name in _INSTANCE_FIELD_NAMES else None, sql_type == "TEXT" and name in _JSON_COLUMNS)
+    for name, sql_type in INSTANCE_COLUMNS
+)
 
 
 def _is_json(name: str) -> bool:
