@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 import click
@@ -13,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from dicomsieve.api import ConversionResult, Regularize, convert_examination, examine_index
-from dicomsieve.cli.options import db_option, json_option, open_index
+from dicomsieve.cli.options import db_option, index_for, jobs_option, json_option
 from dicomsieve.errors import ConfigError
 from dicomsieve.index.store import Index
 from dicomsieve.scan.scanner import scan
@@ -56,14 +55,7 @@ __all__ = ["convert_command"]
     help=f"File name template; fields: {', '.join(FIELDS)}.",
 )
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
-@click.option(
-    "-j",
-    "--jobs",
-    type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
-    help="Worker processes for the scan of PATHS; 0 means one per core.",
-)
+@jobs_option("Worker processes for the scan of PATHS; 0 means one per core.")
 @json_option
 def convert_command(
     paths: tuple[Path, ...],
@@ -91,37 +83,19 @@ def convert_command(
     except ConfigError as exc:
         raise click.BadParameter(str(exc), param_hint="--name") from exc
     settings = Settings(jobs=jobs)
-    if paths and db is None:
-        with (
-            tempfile.TemporaryDirectory(prefix="dicomsieve-") as tmp,
-            Index(Path(tmp) / "index.sqlite") as index,
-        ):
-            result = _run(
-                index,
-                paths,
-                series_uid,
-                settings,
-                outdir,
-                fmt,
-                include_all,
-                regularize,
-                name_template,
-                overwrite,
-            )
-    else:
-        with open_index(db) as index:
-            result = _run(
-                index,
-                paths,
-                series_uid,
-                settings,
-                outdir,
-                fmt,
-                include_all,
-                regularize,
-                name_template,
-                overwrite,
-            )
+    with index_for(paths, db) as index:
+        result = _run(
+            index,
+            paths,
+            series_uid,
+            settings,
+            outdir,
+            fmt,
+            include_all,
+            regularize,
+            name_template,
+            overwrite,
+        )
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict()) + "\n")
     else:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import tempfile
 from pathlib import Path
 
 import click
@@ -11,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dicomsieve.api import examine_index
-from dicomsieve.cli.options import db_option, json_option, open_index
+from dicomsieve.cli.options import db_option, index_for, jobs_option, json_option
 from dicomsieve.codes import Level
 from dicomsieve.index.store import Index
 from dicomsieve.loadables.model import Examination, SeriesExamination
@@ -27,14 +26,7 @@ _LEVEL_STYLE = {Level.INFO: "dim", Level.WARNING: "yellow", Level.ERROR: "bold r
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @db_option
 @click.option("--series", "series_uid", default=None, help="Only the series with this UID.")
-@click.option(
-    "-j",
-    "--jobs",
-    type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
-    help="Worker processes for the scan of PATHS; 0 means one per core.",
-)
+@jobs_option("Worker processes for the scan of PATHS; 0 means one per core.")
 @json_option
 def examine_command(
     paths: tuple[Path, ...], db: Path | None, series_uid: str | None, jobs: int, as_json: bool
@@ -46,15 +38,8 @@ def examine_command(
     index) holds is examined. Results are stored in the index.
     """
     settings = Settings(jobs=jobs)
-    if paths and db is None:
-        with (
-            tempfile.TemporaryDirectory(prefix="dicomsieve-") as tmp,
-            Index(Path(tmp) / "index.sqlite") as index,
-        ):
-            examination = _run(index, paths, series_uid, settings)
-    else:
-        with open_index(db) as index:
-            examination = _run(index, paths, series_uid, settings)
+    with index_for(paths, db) as index:
+        examination = _run(index, paths, series_uid, settings)
     if as_json:
         sys.stdout.write(examination.to_json() + "\n")
         return

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -10,7 +12,7 @@ import click
 
 from dicomsieve.index.store import Index, default_db_path
 
-__all__ = ["db_option", "json_option", "open_index"]
+__all__ = ["db_option", "index_for", "jobs_option", "json_option", "open_index"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -36,3 +38,30 @@ def json_option(func: F) -> F:
 def open_index(db: Path | None) -> Index:
     """Open the index at ``db`` or at the default location."""
     return Index(db if db is not None else default_db_path())
+
+
+def jobs_option(help_text: str) -> Callable[[F], F]:
+    """``-j/--jobs N``: worker processes (0: one per core)."""
+    return click.option(
+        "-j",
+        "--jobs",
+        type=click.IntRange(min=0),
+        default=0,
+        show_default=True,
+        help=help_text,
+    )
+
+
+@contextmanager
+def index_for(paths: Sequence[Path], db: Path | None) -> Iterator[Index]:
+    """The index a command works on: a temporary one (deleted afterwards) when PATHS are
+    given without --db, else the one at --db or the default location."""
+    if paths and db is None:
+        with (
+            tempfile.TemporaryDirectory(prefix="dicomsieve-") as tmp,
+            Index(Path(tmp) / "index.sqlite") as index,
+        ):
+            yield index
+    else:
+        with open_index(db) as index:
+            yield index

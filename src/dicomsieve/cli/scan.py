@@ -18,7 +18,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from dicomsieve.cli.options import db_option, json_option, open_index
+from dicomsieve.cli.options import db_option, jobs_option, json_option, open_index
 from dicomsieve.scan.scanner import ScanSummary, scan
 from dicomsieve.settings import Settings
 
@@ -28,14 +28,7 @@ __all__ = ["scan_command"]
 @click.command("scan")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @db_option
-@click.option(
-    "-j",
-    "--jobs",
-    type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
-    help="Worker processes; 0 means one per core.",
-)
+@jobs_option("Worker processes; 0 means one per core.")
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from dicomsieve.cli.options import db_option, open_index
+from dicomsieve.cli.options import db_option, jobs_option, open_index
 from dicomsieve.settings import Settings
 
 __all__ = ["serve_command"]
@@ -70,14 +70,7 @@ def _check_host(host: str) -> str:
     show_default=True,
     help="Memory for loaded volumes and thumbnails, in MiB.",
 )
-@click.option(
-    "-j",
-    "--jobs",
-    type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
-    help="Worker processes for imports; 0 means one per core.",
-)
+@jobs_option("Worker processes for imports; 0 means one per core.")
 def serve_command(
     db: Path | None, port: int, host: str | None, no_browser: bool, cache_mb: int, jobs: int
 ) -> None:
