@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from dicom_bytes import PHI_STRINGS, ct_dataset, encode
 from dicomsieve.cli.main import cli
 
-COMMANDS = sorted(cli.commands)
+COMMANDS = cli.list_commands(click.Context(cli))
 
 
 def test_commands_are_the_documented_ones() -> None:
@@ -26,7 +26,7 @@ def test_commands_are_the_documented_ones() -> None:
 
 @pytest.mark.parametrize("name", COMMANDS)
 def test_every_command_has_help(name: str) -> None:
-    command = cli.commands[name]
+    command = cli.get_command(click.Context(cli), name)
     assert isinstance(command, click.Command)
     assert command.help
     result = CliRunner().invoke(cli, [name, "--help"])

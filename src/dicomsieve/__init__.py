@@ -14,39 +14,106 @@ With a persistent index (rescans read only what changed; examine results are sto
 
 from __future__ import annotations
 
+import importlib
 import logging
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Final
 
 from dicomsieve._version import __version__
-from dicomsieve.api import ConversionResult, convert, examine
-from dicomsieve.codes import (
-    ErrorCode,
-    FileState,
-    FlagCode,
-    IgnoreRule,
-    Level,
-    LoadableKind,
-    LoadErrorCode,
-    WarningCode,
-)
-from dicomsieve.errors import ConfigError, DicomSieveError, IndexDbError, LoadError, ScanError
-from dicomsieve.index.store import Index
+
+# The functions named like subpackages are bound now: importing a submodule such as
+# ``dicomsieve.scan.read`` sets the package attribute to the subpackage, and a lazy
+# lookup would then never run.
 from dicomsieve.load.loader import load
-from dicomsieve.load.resample import regularize
-from dicomsieve.load.volume import Volume
-from dicomsieve.loadables import (
-    Examination,
-    ExamineWarning,
-    Loadable,
-    SeriesExamination,
-    SliceRef,
-    SourceInstance,
-    examine_instances,
+from dicomsieve.scan.scanner import scan
+
+if TYPE_CHECKING:
+    from dicomsieve.api import ConversionResult, convert, examine
+    from dicomsieve.codes import (
+        ErrorCode,
+        FileState,
+        FlagCode,
+        IgnoreRule,
+        Level,
+        LoadableKind,
+        LoadErrorCode,
+        WarningCode,
+    )
+    from dicomsieve.errors import ConfigError, DicomSieveError, IndexDbError, LoadError, ScanError
+    from dicomsieve.index.store import Index
+    from dicomsieve.load.resample import regularize
+    from dicomsieve.load.volume import Volume
+    from dicomsieve.loadables import (
+        Examination,
+        ExamineWarning,
+        Loadable,
+        SeriesExamination,
+        SliceRef,
+        SourceInstance,
+        examine_instances,
+    )
+    from dicomsieve.model import FileOutcome, FrameRecord, InstanceRecord
+    from dicomsieve.scan.read import read_file
+    from dicomsieve.scan.scanner import ScanSummary
+    from dicomsieve.settings import Settings
+    from dicomsieve.write.files import WrittenOutput, write_volume
+
+# Public names and the modules that define them. They are imported on first use, so
+# that ``import dicomsieve`` (and every worker process of a scan) stays light: a scan
+# worker needs the readers, not numpy, nibabel or the web app.
+_EXPORTS: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "ConfigError": "dicomsieve.errors",
+        "ConversionResult": "dicomsieve.api",
+        "DicomSieveError": "dicomsieve.errors",
+        "ErrorCode": "dicomsieve.codes",
+        "Examination": "dicomsieve.loadables",
+        "ExamineWarning": "dicomsieve.loadables",
+        "FileOutcome": "dicomsieve.model",
+        "FileState": "dicomsieve.codes",
+        "FlagCode": "dicomsieve.codes",
+        "FrameRecord": "dicomsieve.model",
+        "IgnoreRule": "dicomsieve.codes",
+        "Index": "dicomsieve.index.store",
+        "IndexDbError": "dicomsieve.errors",
+        "InstanceRecord": "dicomsieve.model",
+        "Level": "dicomsieve.codes",
+        "LoadError": "dicomsieve.errors",
+        "LoadErrorCode": "dicomsieve.codes",
+        "Loadable": "dicomsieve.loadables",
+        "LoadableKind": "dicomsieve.codes",
+        "ScanError": "dicomsieve.errors",
+        "ScanSummary": "dicomsieve.scan.scanner",
+        "SeriesExamination": "dicomsieve.loadables",
+        "Settings": "dicomsieve.settings",
+        "SliceRef": "dicomsieve.loadables",
+        "SourceInstance": "dicomsieve.loadables",
+        "Volume": "dicomsieve.load.volume",
+        "WarningCode": "dicomsieve.codes",
+        "WrittenOutput": "dicomsieve.write.files",
+        "convert": "dicomsieve.api",
+        "examine": "dicomsieve.api",
+        "examine_instances": "dicomsieve.loadables",
+        "read_file": "dicomsieve.scan.read",
+        "regularize": "dicomsieve.load.resample",
+        "write_volume": "dicomsieve.write.files",
+    }
 )
-from dicomsieve.model import FileOutcome, FrameRecord, InstanceRecord
-from dicomsieve.scan.read import read_file
-from dicomsieve.scan.scanner import ScanSummary, scan
-from dicomsieve.settings import Settings
-from dicomsieve.write.files import WrittenOutput, write_volume
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'dicomsieve' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "ConfigError",

@@ -8,36 +8,55 @@ that cannot be opened, for example).
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Final
 
 import click
 
-from dicomsieve import __version__
-from dicomsieve.cli.convert import convert_command
-from dicomsieve.cli.examine import examine_command
-from dicomsieve.cli.ls import ls_command
-from dicomsieve.cli.scan import scan_command
-from dicomsieve.cli.serve import serve_command
+from dicomsieve._version import __version__
 from dicomsieve.errors import DicomSieveError
 
 __all__ = ["cli", "main"]
 
+# Command name -> module and attribute. Each command is imported when it runs, so that
+# `dicomsieve scan` does not pay for the web app's or the converter's imports.
+_COMMANDS: Final[Mapping[str, tuple[str, str]]] = MappingProxyType(
+    {
+        "convert": ("dicomsieve.cli.convert", "convert_command"),
+        "examine": ("dicomsieve.cli.examine", "examine_command"),
+        "ls": ("dicomsieve.cli.ls", "ls_command"),
+        "scan": ("dicomsieve.cli.scan", "scan_command"),
+        "serve": ("dicomsieve.cli.serve", "serve_command"),
+    }
+)
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class _LazyGroup(click.Group):
+    """A group whose commands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = _COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        command = getattr(importlib.import_module(target[0]), target[1])
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dicomsieve")
 @click.option("-v", "--verbose", count=True, help="More log output on stderr (-v, -vv).")
 def cli(verbose: int) -> None:
     """dicomsieve: turn any pile of DICOM files into correct, ready-to-use volumes."""
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-
-
-cli.add_command(scan_command)
-cli.add_command(ls_command)
-cli.add_command(examine_command)
-cli.add_command(convert_command)
-cli.add_command(serve_command)
 
 
 def main() -> None:

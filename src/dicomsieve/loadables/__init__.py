@@ -2,16 +2,48 @@
 
 from __future__ import annotations
 
-from dicomsieve.loadables.examine import examine_instances, examine_series
-from dicomsieve.loadables.model import (
-    Examination,
-    ExamineWarning,
-    Loadable,
-    SeriesExamination,
-    SliceRef,
-    SourceInstance,
+import importlib
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from dicomsieve.loadables.examine import examine_instances, examine_series
+    from dicomsieve.loadables.model import (
+        Examination,
+        ExamineWarning,
+        Loadable,
+        SeriesExamination,
+        SliceRef,
+        SourceInstance,
+    )
+    from dicomsieve.loadables.reference import ReferenceLine, reference_lines
+
+# Imported on first use: the index layer needs the model, not examine's numpy.
+_EXPORTS: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "Examination": "dicomsieve.loadables.model",
+        "ExamineWarning": "dicomsieve.loadables.model",
+        "Loadable": "dicomsieve.loadables.model",
+        "ReferenceLine": "dicomsieve.loadables.reference",
+        "SeriesExamination": "dicomsieve.loadables.model",
+        "SliceRef": "dicomsieve.loadables.model",
+        "SourceInstance": "dicomsieve.loadables.model",
+        "examine_instances": "dicomsieve.loadables.examine",
+        "examine_series": "dicomsieve.loadables.examine",
+        "reference_lines": "dicomsieve.loadables.reference",
+    }
 )
-from dicomsieve.loadables.reference import ReferenceLine, reference_lines
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'dicomsieve.loadables' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "Examination",
