@@ -11,7 +11,10 @@ or a traceback never shows them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from types import MappingProxyType
+from typing import Any, Final
 
 from dicomsieve.codes import ErrorCode, FileState, FlagCode, IgnoreRule
 
@@ -52,6 +55,11 @@ class FrameRecord:
     diffusion_gradient_orientation: Floats | None = None
     frame_type: Strs | None = None
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # Sent from worker processes by the thousand: positional values pickle and load
+        # several times faster than the generated field-by-field state of a slots class.
+        return (type(self), tuple([getattr(self, name) for name in _FIELDS["FrameRecord"]]))
+
 
 @dataclass(frozen=True, slots=True)
 class PixelDataInfo:
@@ -66,6 +74,11 @@ class PixelDataInfo:
     offset: int
     length: int | None
     deflated: bool = False
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # Sent from worker processes by the thousand: positional values pickle and load
+        # several times faster than the generated field-by-field state of a slots class.
+        return (type(self), tuple([getattr(self, name) for name in _FIELDS["PixelDataInfo"]]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +155,11 @@ class InstanceRecord:
     slice_normal: Floats | None = None
     """Siemens mosaic: the direction slices are stacked in (CSA SliceNormalVector)."""
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # Sent from worker processes by the thousand: positional values pickle and load
+        # several times faster than the generated field-by-field state of a slots class.
+        return (type(self), tuple([getattr(self, name) for name in _FIELDS["InstanceRecord"]]))
+
 
 @dataclass(frozen=True, slots=True)
 class FileOutcome:
@@ -161,3 +179,16 @@ class FileOutcome:
     message: str | None = None
     flags: tuple[FlagCode, ...] = ()
     instance: InstanceRecord | None = None
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # Sent from worker processes by the thousand: positional values pickle and load
+        # several times faster than the generated field-by-field state of a slots class.
+        return (type(self), tuple([getattr(self, name) for name in _FIELDS["FileOutcome"]]))
+
+
+_FIELDS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
+    {
+        cls.__name__: tuple(f.name for f in fields(cls))
+        for cls in (FrameRecord, PixelDataInfo, InstanceRecord, FileOutcome)
+    }
+)

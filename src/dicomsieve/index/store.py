@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 import os
 import sqlite3
 import time
@@ -51,13 +52,23 @@ _PIXEL_COLUMNS: Final = {
 }
 _INSTANCE_FIELD_NAMES: Final = frozenset(f.name for f in fields(InstanceRecord))
 # Built once: the statements that run for every file.
-_INSTANCE_INSERT_COLUMNS: Final = ["file_ref", "series_ref", "duplicate_of"] + [
-    n for n, _ in INSTANCE_COLUMNS
-]
+_INSTANCE_INSERT_COLUMNS: Final = (
+    ["file_ref", "series_ref", "duplicate_of"]
+    + [n for n, _ in INSTANCE_COLUMNS if n not in _PIXEL_COLUMNS]
+    + [n for n, _ in INSTANCE_COLUMNS if n in _PIXEL_COLUMNS]
+)
 _INSERT_INSTANCE: Final = (
     f"INSERT INTO instances ({', '.join(_INSTANCE_INSERT_COLUMNS)}) "
     f"VALUES ({', '.join('?' * len(_INSTANCE_INSERT_COLUMNS))}) RETURNING id"
 )
+# One C call fetches every column's value (the record columns first, then the pixel
+# columns, in the order of _INSTANCE_INSERT_COLUMNS).
+_RECORD_COLUMN_NAMES: Final = [n for n, _ in INSTANCE_COLUMNS if n not in _PIXEL_COLUMNS]
+_PIXEL_COLUMN_NAMES: Final = [n for n, _ in INSTANCE_COLUMNS if n in _PIXEL_COLUMNS]
+_RECORD_GETTER: Final = operator.attrgetter(*_RECORD_COLUMN_NAMES)
+_PIXEL_GETTER: Final = operator.attrgetter(*(_PIXEL_COLUMNS[n] for n in _PIXEL_COLUMN_NAMES))
+_NO_PIXEL: Final = (None,) * len(_PIXEL_COLUMN_NAMES)
+_FRAME_GETTER: Final = operator.attrgetter(*(n for n, _ in FRAME_COLUMNS))
 _INSERT_FRAME: Final = (
     f"INSERT INTO frames ({', '.join(['instance_ref'] + [n for n, _ in FRAME_COLUMNS])}) "
     f"VALUES ({', '.join('?' * (len(FRAME_COLUMNS) + 1))})"
@@ -132,13 +143,9 @@ def _to_tuple(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
-def _column_value(record: object, name: str) -> object:
-    value = getattr(record, name)
-    if isinstance(value, tuple):
-        return json.dumps(value)
-    if isinstance(value, bool):
-        return int(value)
-    return value
+def _sql_values(values: Sequence[object]) -> list[object]:
+    """Record values as SQL parameters: tuples as JSON text, booleans as integers."""
+    return [json.dumps(v) if type(v) is tuple else int(v) if type(v) is bool else v for v in values]
 
 
 class Index:
@@ -417,21 +424,20 @@ class Index:
     def _insert_instance(
         self, db: sqlite3.Connection, file_id: int, record: InstanceRecord, duplicate_of: int | None
     ) -> None:
-        values: list[object] = [file_id, self._series_ref(db, record), duplicate_of]
         pixel = record.pixel_data
-        for name, _ in INSTANCE_COLUMNS:
-            if name in _PIXEL_COLUMNS:
-                values.append(None if pixel is None else _column_value(pixel, _PIXEL_COLUMNS[name]))
-            else:
-                values.append(_column_value(record, name))
+        pixel_values = _PIXEL_GETTER(pixel) if pixel is not None else _NO_PIXEL
+        values = [
+            file_id,
+            self._series_ref(db, record),
+            duplicate_of,
+            *_sql_values(_RECORD_GETTER(record)),
+            *_sql_values(pixel_values),
+        ]
         instance_id = int(db.execute(_INSERT_INSTANCE, values).fetchone()[0])
         if record.frames:
             db.executemany(
                 _INSERT_FRAME,
-                [
-                    [instance_id] + [_column_value(frame, n) for n, _ in FRAME_COLUMNS]
-                    for frame in record.frames
-                ],
+                [[instance_id, *_sql_values(_FRAME_GETTER(frame))] for frame in record.frames],
             )
 
     def mark_missing(self, run_id: int, file_ids: Sequence[int]) -> None:
