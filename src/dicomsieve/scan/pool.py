@@ -260,6 +260,16 @@ def read_in_workers(
                         yield from _lost_worker(pool, worker, pending, ErrorCode.WORKER_CRASH)
                         continue
                     worker.batch = None
+                    # Hand the worker its next batch before the caller writes these
+                    # results: reading and writing then overlap instead of taking turns.
+                    refill()
+                    if pending:
+                        worker.batch = pending.popleft()
+                        try:
+                            worker.conn.send(worker.batch)
+                        except OSError:  # died while idle: nothing of it was read
+                            pending.appendleft(worker.batch)
+                            worker.batch = None
                     yield results
                 elif worker.process.sentinel in ready:
                     yield from _lost_worker(pool, worker, pending, ErrorCode.WORKER_CRASH)
