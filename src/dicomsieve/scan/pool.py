@@ -122,9 +122,8 @@ class _Pool:
         with _main_module_hidden():
             process.start()
         child.close()
-        # Wait for the worker to say it runs: a worker that cannot start (a script
-        # without an ``if __name__ == "__main__":`` guard re-runs itself in every
-        # worker) is a setup problem to report at once, not a crash of each file.
+        # Wait for the worker to say it runs: a worker that cannot start is a setup
+        # problem to report at once, not a crash to pin on each file of the scan.
         ready = False
         with contextlib.suppress(EOFError, OSError):
             if parent.poll(_START_TIMEOUT_S):
