@@ -14,12 +14,12 @@ With a persistent index (rescans read only what changed; examine results are sto
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
+from dicomsieve._lazy import lazy_attributes
 from dicomsieve._version import __version__
 
 # The functions named like subpackages are bound now: importing a submodule such as
@@ -102,13 +102,7 @@ _EXPORTS: Final[Mapping[str, str]] = MappingProxyType(
 )
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'dicomsieve' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _EXPORTS, globals())
 
 
 def __dir__() -> list[str]:

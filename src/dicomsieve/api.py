@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal
@@ -59,6 +60,22 @@ def _salt(settings: Settings) -> str:
         f"{name}={getattr(settings, name)!r}" for name in _TOLERANCES if name in known
     )
     return f"rules={EXAMINE_RULES_VERSION};{values}"
+
+
+@contextmanager
+def _indexed(source: PathLike | Sequence[PathLike] | Index, settings: Settings) -> Iterator[Index]:
+    """``source`` itself when it is an index; else its paths scanned into a temporary
+    index, deleted afterwards."""
+    if isinstance(source, Index):
+        yield source
+        return
+    paths = [source] if isinstance(source, str | os.PathLike) else list(source)
+    with (
+        tempfile.TemporaryDirectory(prefix="dicomsieve-") as tmp,
+        Index(Path(tmp) / "index.sqlite") as index,
+    ):
+        scan([os.fspath(p) for p in paths], index, settings)
+        yield index
 
 
 def examine_index(
@@ -131,14 +148,7 @@ def examine(
         ``.series`` with each series' loadables; ``.selected()`` for the default answer.
     """
     settings = settings or Settings()
-    if isinstance(source, Index):
-        return examine_index(source, settings, series_uid=series_uid)
-    paths = [source] if isinstance(source, str | os.PathLike) else list(source)
-    with (
-        tempfile.TemporaryDirectory(prefix="dicomsieve-") as tmp,
-        Index(Path(tmp) / "index.sqlite") as index,
-    ):
-        scan([os.fspath(p) for p in paths], index, settings)
+    with _indexed(source, settings) as index:
         return examine_index(index, settings, series_uid=series_uid)
 
 
@@ -283,14 +293,6 @@ def convert(
 ) -> ConversionResult:
     """Examine ``source`` (paths or an index) and convert; see :func:`convert_examination`."""
     settings = settings or Settings()
-    if isinstance(source, Index):
-        examination = examine_index(source, settings, series_uid=series_uid)
-        return convert_examination(examination, outdir, settings, index=source, **options)  # type: ignore[arg-type]
-    paths = [source] if isinstance(source, str | os.PathLike) else list(source)
-    with (
-        tempfile.TemporaryDirectory(prefix="dicomsieve-") as tmp,
-        Index(Path(tmp) / "index.sqlite") as index,
-    ):
-        scan([os.fspath(p) for p in paths], index, settings)
+    with _indexed(source, settings) as index:
         examination = examine_index(index, settings, series_uid=series_uid)
         return convert_examination(examination, outdir, settings, index=index, **options)  # type: ignore[arg-type]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
+
+from dicomsieve._lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from dicomsieve.loadables.examine import examine_instances, examine_series
@@ -36,13 +37,7 @@ _EXPORTS: Final[Mapping[str, str]] = MappingProxyType(
 )
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'dicomsieve.loadables' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _EXPORTS, globals())
 
 
 __all__ = [

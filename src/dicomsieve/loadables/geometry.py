@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 
 from dicomsieve.codes import Level, WarningCode
 from dicomsieve.loadables.model import ExamineWarning, Matrix4
-from dicomsieve.loadables.slices import Slice
+from dicomsieve.loadables.slices import CROSS_SECTIONAL, Slice
 from dicomsieve.settings import Settings
 
 __all__ = [
@@ -33,9 +33,6 @@ __all__ = [
 ]
 
 Vec = NDArray[np.float64]
-
-# Modalities whose images always carry a position (as in split.py).
-_CROSS_SECTIONAL = frozenset({"CT", "MR", "PT", "NM"})
 
 # Files listed in one warning message; the full list goes into ExamineWarning.files.
 _NAMED_IN_MESSAGE = 4
@@ -399,7 +396,7 @@ def analyse_stack(
                 ExamineWarning(
                     WarningCode.MISSING_GEOMETRY,
                     Level.ERROR
-                    if len(ordered) > 1 or ordered[0].record.modality in _CROSS_SECTIONAL
+                    if len(ordered) > 1 or ordered[0].record.modality in CROSS_SECTIONAL
                     else Level.INFO,
                     f"{len(missing)} of {len(ordered)} slice(s) lack ImagePositionPatient or "
                     f"ImageOrientationPatient ({_names(missing)}); ordered by InstanceNumber, "

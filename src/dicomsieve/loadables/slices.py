@@ -16,9 +16,13 @@ from numpy.typing import NDArray
 from dicomsieve.loadables.model import SliceRef, SourceInstance
 from dicomsieve.model import FrameRecord, InstanceRecord
 
-__all__ = ["Slice", "flatten", "seconds_of_day"]
+__all__ = ["CROSS_SECTIONAL", "Slice", "flatten", "seconds_of_day"]
 
 Vec = NDArray[np.float64]
+
+# Modalities whose images always carry a position: one without is broken, not a
+# projection image.
+CROSS_SECTIONAL = frozenset({"CT", "MR", "PT", "NM"})
 
 # ImageType values (any position) that mark a scout across vendors: Siemens and GE
 # write LOCALIZER, Philips SURVIEW (and REF_SURVIEW for a derived planning image),

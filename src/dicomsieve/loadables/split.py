@@ -31,13 +31,10 @@ from dicomsieve.loadables.geometry import (
     plane_name,
 )
 from dicomsieve.loadables.model import ExamineWarning
-from dicomsieve.loadables.slices import Slice
+from dicomsieve.loadables.slices import CROSS_SECTIONAL, Slice
 from dicomsieve.settings import Settings
 
 __all__ = ["Draft", "split_series"]
-
-# Modalities whose images always carry a position: one without is broken, not a projection.
-CROSS_SECTIONAL = frozenset({"CT", "MR", "PT", "NM"})
 
 # Secondary Capture storage classes: screenshots and scanned documents.
 _SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
