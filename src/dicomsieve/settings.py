@@ -63,7 +63,7 @@ class Settings:
     jobs: int = 0
     file_timeout_s: float = 30.0
     worker_memory_mb: int = 2048
-    header_chunk_bytes: int = 64 * 1024
+    header_chunk_bytes: int = 16 * 1024
     max_inflated_bytes: int = 256 * 1024 * 1024
     inflate_floor_bytes: int = 64 * 1024 * 1024
     max_inflate_ratio: int = 50

@@ -15,8 +15,9 @@ from __future__ import annotations
 import os
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from dicomsieve.codes import ErrorCode
 from dicomsieve.model import PixelDataInfo
@@ -325,6 +326,23 @@ class _Parser:
 
 
 _SKIP: Final = object()
+
+
+def _native_walk() -> Callable[..., tuple[Any, ...]] | None:
+    """The C element walk (``_walk.c``): optional, built where a C compiler is at hand."""
+    try:
+        from dicomsieve.scan._walk import walk
+    except ImportError:  # pragma: no cover - exercised on machines without a compiler
+        return None
+    return walk
+
+
+_WALK: Final = _native_walk()
+NATIVE_WALK: Final = _WALK is not None
+"""Whether the C element walk is in use."""
+# The C walk looks for pixel data in group 7FE0 only.
+assert all(tag >> 16 == 0x7FE0 for tag in PIXEL_DATA_TAGS)
+_NATIVE_MAX_BYTES: Final = 4 * 1024 * 1024
 MEDIA_SOP_CLASS: Final = 0x00020002
 _META_SPEC: Final[Spec] = {TRANSFER_SYNTAX_UID: None, MEDIA_SOP_CLASS: None}
 
@@ -448,8 +466,47 @@ def inflate(win: Window, start: int, cap: int) -> bytes:
     return data
 
 
+def _walk_natively(
+    win: Window, pos: int, little: bool, explicit: bool, max_depth: int
+) -> tuple[HeaderTree, tuple[int, int, int | None] | None] | None:
+    """The element walk of :meth:`_Parser.dataset` in C, on the window's first bytes.
+
+    Returns ``None`` when the C walk is not built or the header goes on past the bytes
+    read so far; the Python walk then does it.
+    """
+    if _WALK is None or win.base != 0:
+        return None
+    while True:
+        result = _WALK(
+            win.buf, win.size, pos, little, explicit, TOP_LEVEL_SPEC, max_depth, VR_OF,
+            PIXEL_DATA_TAGS, PRESENCE,
+        )  # fmt: skip
+        status = result[0]
+        if status == 0:
+            return result[1], result[2]
+        if status == 1:
+            raise Fallback(result[1])
+        if status == 2:
+            raise ReadFailure(ErrorCode[result[1]], result[2])
+        # The header goes on past the bytes read: read 4 times as many from the start
+        # and walk again (in C that is cheaper than walking on in Python), up to a cap
+        # past which the Python walk steps over what it does not need unread.
+        length = min(win.size, 4 * len(win.buf))
+        if win.fd is None or length > _NATIVE_MAX_BYTES:
+            return None
+        data = os.pread(win.fd, length, 0)
+        if len(data) <= len(win.buf):  # the file shrank while it was read
+            return None
+        win.buf = data
+
+
 def parse_header(
-    win: Window, *, max_depth: int, inflate_cap: int, raw_explicit: bool | None = None
+    win: Window,
+    *,
+    max_depth: int,
+    inflate_cap: int,
+    raw_explicit: bool | None = None,
+    native: bool = True,
 ) -> ParsedHeader:
     """Parse a Part 10 file (or a raw dataset when ``raw_explicit`` is not ``None``).
 
@@ -464,6 +521,9 @@ def parse_header(
     raw_explicit
         ``None`` for a Part 10 file with preamble and meta; otherwise the file is a raw
         little endian dataset with explicit (``True``) or implicit (``False``) VR.
+    native
+        Walk the elements in C when that extension is built (the default); ``False``
+        takes the Python walk, which gives the same results (the tests compare them).
 
     Raises
     ------
@@ -482,11 +542,15 @@ def parse_header(
     if deflated:
         dataset_bytes = inflate(win, pos, inflate_cap)
         win, pos = Window.of_bytes(dataset_bytes), 0
-    parser = _Parser(win, little, explicit, max_depth, stop_at_pixels=True)
-    raw_tree, _ = parser.dataset(pos, None, TOP_LEVEL_SPEC, 0)
+    walked = _walk_natively(win, pos, little, explicit, max_depth) if native else None
+    if walked is None:
+        parser = _Parser(win, little, explicit, max_depth, stop_at_pixels=True)
+        raw_tree, _ = parser.dataset(pos, None, TOP_LEVEL_SPEC, 0)
+        walked = raw_tree, parser.pixel
+    raw_tree, found = walked
     tree = _decode_tree(raw_tree, little, _charset_codec(raw_tree))
     pixel = None
-    if parser.pixel is not None:
-        tag, offset, length = parser.pixel
+    if found is not None:
+        tag, offset, length = found
         pixel = PixelDataInfo(tag=tag, offset=offset, length=length, deflated=deflated)
     return ParsedHeader(tree, ts, media_class, pixel, raw_explicit is None, dataset_bytes)

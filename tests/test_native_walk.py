@@ -1,0 +1,179 @@
+"""The C element walk (``scan/_walk.c``) gives what the Python walk gives, on every file.
+
+The Python walk (``_Parser`` in ``fastread.py``) is the reference. Both are run on:
+every DICOM file that pydicom ships, every file of ``../shared/data``, generated files
+in each encoding, and random corruptions and truncations of those (hypothesis). They
+must return the same tree and pixel data position, or fail the same way (fall back to
+pydicom, or the same error code and message).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pydicom.data
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+from dicomsieve import synthetic
+from dicomsieve.scan import fastread
+from dicomsieve.scan.fastread import Fallback, ReadFailure, Window, parse_header
+from dicomsieve.scan.read import sniff
+from dicomsieve.scan.tags import PIXEL_DATA_TAGS, PRESENCE, TOP_LEVEL_SPEC, VR_OF
+from dicomsieve.settings import Settings
+
+PYDICOM_DATA = Path(pydicom.data.__file__).parent
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _native_walk_built() -> None:
+    if fastread.NATIVE_WALK:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail("CI=true but the C walk (dicomsieve.scan._walk) is not built")
+    pytest.skip("the C walk (dicomsieve.scan._walk) is not built on this machine")
+
+
+def _parse(path: Path, *, native: bool, chunk: int) -> object:
+    """parse_header's result, or what it raised, as comparable values."""
+    with open(path, "rb") as handle:
+        head = handle.read(chunk)
+    kind, explicit = sniff(head)
+    if kind == "not_dicom":
+        return "not_dicom"
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return parse_header(
+            Window(fd, os.fstat(fd).st_size, head, chunk),
+            max_depth=Settings().max_sequence_depth,
+            inflate_cap=Settings().inflate_cap(os.fstat(fd).st_size),
+            raw_explicit=explicit,
+            native=native,
+        )
+    except Fallback as exc:
+        return ("fallback", str(exc))
+    except ReadFailure as exc:
+        return ("failure", exc.code, exc.message)
+    finally:
+        os.close(fd)
+
+
+def _files(folder: Path) -> Iterator[Path]:
+    return (p for p in sorted(folder.rglob("*")) if p.is_file() and not p.name.endswith(".gz"))
+
+
+def _check_folder(folder: Path) -> int:
+    compared = 0
+    mismatches = []
+    # 64 KiB: the header is in the first read; 1 KiB: it often is not (the C walk
+    # then hands over to the Python walk, which must make no difference either).
+    for path in _files(folder):
+        for chunk in (64 * 1024, 1024):
+            native = _parse(path, native=True, chunk=chunk)
+            if native == "not_dicom":
+                break
+            compared += 1
+            if native != _parse(path, native=False, chunk=chunk):
+                mismatches.append(f"{path} (first read {chunk} bytes)")
+    assert not mismatches, f"{len(mismatches)} differ, e.g. {mismatches[:3]}"
+    return compared
+
+
+def test_same_as_python_walk_on_pydicom_test_files() -> None:
+    assert _check_folder(PYDICOM_DATA) >= 300
+
+
+@pytest.mark.shared_data
+def test_same_as_python_walk_on_shared_data(shared_data_plain: Path) -> None:
+    assert _check_folder(shared_data_plain) >= 3000
+
+
+def _walk_both(data: bytes, pos: int, little: bool, explicit: bool, depth: int) -> None:
+    """Walk ``data`` both ways; the results, or the failures, must be equal."""
+    native = fastread._WALK(  # type: ignore[misc]
+        data, len(data), pos, little, explicit, TOP_LEVEL_SPEC, depth, VR_OF,
+        PIXEL_DATA_TAGS, PRESENCE,
+    )  # fmt: skip
+    parser = fastread._Parser(Window.of_bytes(data), little, explicit, depth, stop_at_pixels=True)
+    try:
+        tree, _ = parser.dataset(pos, None, TOP_LEVEL_SPEC, 0)
+        python: tuple[object, ...] = (0, tree, parser.pixel)
+    except Fallback as exc:
+        python = (1, str(exc))
+    except ReadFailure as exc:
+        python = (2, exc.code.name, exc.message)
+    assert native == python
+
+
+def _generated(transfer_syntax: str, tmp: Path) -> list[tuple[bytes, int, bool, bool]]:
+    """Files in one encoding: (bytes, dataset offset, little endian, explicit VR)."""
+    datasets = [
+        *synthetic.enhanced_mr(slices=3, echoes=2, rows=8, columns=8),
+        *synthetic.mr_multi_echo(slices=2, echoes=2, rows=8, columns=8),
+        *synthetic.ct_volume(slices=2, rows=8, columns=8),
+    ]
+    paths = synthetic.write_series(datasets, tmp, transfer_syntax=transfer_syntax)
+    out = []
+    for path in paths:
+        data = path.read_bytes()
+        win = Window.of_bytes(data)
+        ts, _, pos = fastread._read_meta(win, 132)
+        little, explicit, _ = fastread.dataset_encoding(ts)
+        out.append((data, pos, little, explicit))
+    return out
+
+
+@pytest.fixture(scope="module")
+def seeds(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[bytes, int, bool, bool]]:
+    out = []
+    for n, syntax in enumerate(
+        (ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian)
+    ):
+        out += _generated(syntax, tmp_path_factory.mktemp(f"seeds{n}"))
+    return out
+
+
+@pytest.mark.parametrize("index", range(3))
+def test_same_on_generated_files(seeds: list[tuple[bytes, int, bool, bool]], index: int) -> None:
+    for data, pos, little, explicit in seeds[index::3]:
+        _walk_both(data, pos, little, explicit, 32)
+
+
+@settings(
+    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    choice=st.integers(min_value=0),
+    edits=st.lists(
+        st.tuples(st.integers(min_value=0), st.binary(min_size=1, max_size=4)), max_size=4
+    ),
+    cut=st.one_of(st.none(), st.integers(min_value=0)),
+    depth=st.integers(min_value=1, max_value=4),
+)
+def test_same_on_corrupted_files(
+    seeds: list[tuple[bytes, int, bool, bool]],
+    choice: int,
+    edits: list[tuple[int, bytes]],
+    cut: int | None,
+    depth: int,
+) -> None:
+    data, pos, little, explicit = seeds[choice % len(seeds)]
+    buffer = bytearray(data)
+    body = len(buffer) - pos
+    for offset, replacement in edits:
+        at = pos + offset % body
+        buffer[at : at + len(replacement)] = replacement
+    if cut is not None:
+        del buffer[pos + cut % body :]
+    _walk_both(bytes(buffer), pos, little, explicit, depth)
+
+
+def test_buffer_longer_than_file_is_refused() -> None:
+    with pytest.raises(ValueError, match="longer than the file"):
+        fastread._WALK(  # type: ignore[misc]
+            b"\0" * 16, 8, 0, True, True, TOP_LEVEL_SPEC, 4, VR_OF, PIXEL_DATA_TAGS, PRESENCE
+        )
