@@ -8,7 +8,7 @@ DEMO_DB := $(DEMO_DIR)/index.sqlite
 
 .PHONY: demo test lint typecheck pytest bench bench-convert clean
 
-$(STAMP): pyproject.toml setup.py src/dicomsieve/scan/_walk.c
+$(STAMP): pyproject.toml setup.py src/dicomsieve/scan/_native.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'

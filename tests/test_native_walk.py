@@ -1,16 +1,17 @@
-"""The C element walk (``scan/_walk.c``) gives what the Python walk gives, on every file.
+"""The C fast path (``scan/_native.c``) gives what the Python code gives, on every file.
 
-The Python walk (``_Parser`` in ``fastread.py``) is the reference. Both are run on:
-every DICOM file that pydicom ships, every file of ``../shared/data``, generated files
-in each encoding, and random corruptions and truncations of those (hypothesis). They
-must return the same tree and pixel data position, or fail the same way (fall back to
-pydicom, or the same error code and message).
+The Python code is the reference: the walk (``_Parser`` in ``fastread.py``), the
+decoding (``_decode_tree``) and the record fields (``record.extract``). Both are run
+on every DICOM file that pydicom ships, every file of ``../shared/data``, generated
+files in each encoding, random corruptions and truncations of those, and random values
+(hypothesis). They must give the same trees, records and pixel data positions, or fail
+the same way (fall back to pydicom, or the same error code and message).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pydicom.data
@@ -23,7 +24,8 @@ from dicomsieve import synthetic
 from dicomsieve.scan import fastread
 from dicomsieve.scan.fastread import Fallback, ReadFailure, Window, parse_header
 from dicomsieve.scan.read import sniff
-from dicomsieve.scan.tags import PIXEL_DATA_TAGS, PRESENCE, TOP_LEVEL_SPEC, VR_OF
+from dicomsieve.scan.record import FieldKind, build_instance, extract
+from dicomsieve.scan.tags import PIXEL_DATA_TAGS, PRESENCE, RAW_TAGS, TOP_LEVEL_SPEC, VR_OF
 from dicomsieve.settings import Settings
 
 PYDICOM_DATA = Path(pydicom.data.__file__).parent
@@ -34,8 +36,8 @@ def _native_walk_built() -> None:
     if fastread.NATIVE_WALK:
         return
     if os.environ.get("CI") == "true":
-        pytest.fail("CI=true but the C walk (dicomsieve.scan._walk) is not built")
-    pytest.skip("the C walk (dicomsieve.scan._walk) is not built on this machine")
+        pytest.fail("CI=true but the C walk (dicomsieve.scan._native) is not built")
+    pytest.skip("the C walk (dicomsieve.scan._native) is not built on this machine")
 
 
 def _parse(path: Path, *, native: bool, chunk: int) -> object:
@@ -47,12 +49,15 @@ def _parse(path: Path, *, native: bool, chunk: int) -> object:
         return "not_dicom"
     fd = os.open(path, os.O_RDONLY)
     try:
-        return parse_header(
+        header = parse_header(
             Window(fd, os.fstat(fd).st_size, head, chunk),
             max_depth=Settings().max_sequence_depth,
             inflate_cap=Settings().inflate_cap(os.fstat(fd).st_size),
             raw_explicit=explicit,
             native=native,
+        )
+        return header, build_instance(
+            header.tree, header.transfer_syntax, header.pixel, native=native
         )
     except Fallback as exc:
         return ("fallback", str(exc))
@@ -107,6 +112,28 @@ def _walk_both(data: bytes, pos: int, little: bool, explicit: bool, depth: int) 
     except ReadFailure as exc:
         python = (2, exc.code.name, exc.message)
     assert native == python
+    if native[0] == 0:
+        _decode_both(native[1], little)
+
+
+def _decoded(decode: Callable[[], object]) -> object:
+    try:
+        return decode()
+    except Fallback as exc:
+        return ("fallback", str(exc))
+
+
+def _decode_both(raw: dict[int, object], little: bool) -> None:
+    """Decode a raw tree both ways, with its own character set and with others."""
+    own = fastread._charset_codec(raw)
+    for codec in {own, "latin_1", "UTF8", "iso8859_2", None}:
+        native = _decoded(
+            lambda codec=codec: fastread._DECODE(  # type: ignore[misc]
+                raw, little, codec, RAW_TAGS, fastread._decode_text
+            )
+        )
+        python = _decoded(lambda codec=codec: fastread._decode_tree(raw, little, codec))
+        assert repr(native) == repr(python), codec
 
 
 def _generated(transfer_syntax: str, tmp: Path) -> list[tuple[bytes, int, bool, bool]]:
@@ -177,3 +204,73 @@ def test_buffer_longer_than_file_is_refused() -> None:
         fastread._WALK(  # type: ignore[misc]
             b"\0" * 16, 8, 0, True, True, TOP_LEVEL_SPEC, 4, VR_OF, PIXEL_DATA_TAGS, PRESENCE
         )
+
+
+_VRS = ["DS", "IS", "CS", "LO", "LT", "PN", "SH", "UI", "UT", "UR", "DA", "TM", "AE"]
+_VRS += ["US", "SS", "UL", "SL", "FL", "FD", "SV", "UV", "OB", "UN", "AT", "SQ"]
+# Bytes that make values interesting: separators, padding, signs, exponents, digits,
+# underscores, Unicode whitespace in Latin-1 (0x1C, 0x85, 0xA0), ESC, non-ASCII.
+_VALUE_BYTES = st.binary(max_size=24) | st.lists(
+    st.sampled_from(list(b"0123456789 \\\x00=.-+eE_naifNAIF\t\x1c\x85\xa0\x1b\xe9")),
+    max_size=24,
+).map(bytes)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    values=st.lists(st.tuples(st.sampled_from(_VRS), _VALUE_BYTES), min_size=1, max_size=6),
+    little=st.booleans(),
+    raw_tag=st.booleans(),
+    nested=st.booleans(),
+)
+def test_decode_same_as_python(
+    values: list[tuple[str, bytes]], little: bool, raw_tag: bool, nested: bool
+) -> None:
+    raw: dict[int, object] = {0x00100000 + n: value for n, value in enumerate(values)}
+    if raw_tag:
+        raw[next(iter(RAW_TAGS))] = values[0]
+    if nested:
+        raw[0x52009229] = (dict(raw), {}, {0x00280030: ("DS", b"0.5\\0.5 ")})
+        raw[0x00081140] = True
+    _decode_both(raw, little)
+
+
+_VALUES = st.one_of(
+    st.text(max_size=6),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(min_value=-(2**1100), max_value=2**1100),
+    st.booleans(),
+    st.none(),
+)
+_TREE_VALUES = st.one_of(
+    st.lists(_VALUES, max_size=4).map(tuple),
+    st.just(True),
+    st.just(({0x00280030: (0.5, 0.5)},)),
+    st.binary(max_size=4),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    tree=st.dictionaries(st.integers(min_value=1, max_value=4), _TREE_VALUES, max_size=4),
+    rows=st.lists(
+        st.tuples(
+            st.integers(min_value=0, max_value=5),
+            st.sampled_from(list(FieldKind)),
+            st.sampled_from([None, 1, 2, 3]),
+        ),
+        max_size=8,
+    ),
+)
+def test_extract_same_as_python(
+    tree: dict[int, object], rows: list[tuple[int, FieldKind, int | None]]
+) -> None:
+    table = tuple(rows)
+
+    def run(native: bool) -> object:
+        try:
+            return extract(tree, table, native=native)
+        except OverflowError:
+            return "overflow"
+
+    assert repr(run(True)) == repr(run(False))

@@ -328,18 +328,18 @@ class _Parser:
 _SKIP: Final = object()
 
 
-def _native_walk() -> Callable[..., tuple[Any, ...]] | None:
-    """The C element walk (``_walk.c``): optional, built where a C compiler is at hand."""
+def _native() -> tuple[Callable[..., tuple[Any, ...]], Callable[..., HeaderTree]] | None:
+    """The C walk and decoder (``_native.c``): optional, built where a compiler is at hand."""
     try:
-        from dicomsieve.scan._walk import walk
+        from dicomsieve.scan._native import decode, walk
     except ImportError:  # pragma: no cover - exercised on machines without a compiler
         return None
-    return walk
+    return walk, decode
 
 
-_WALK: Final = _native_walk()
+_WALK, _DECODE = _native() or (None, None)
 NATIVE_WALK: Final = _WALK is not None
-"""Whether the C element walk is in use."""
+"""Whether the C element walk and decoder are in use."""
 # The C walk looks for pixel data in group 7FE0 only.
 assert all(tag >> 16 == 0x7FE0 for tag in PIXEL_DATA_TAGS)
 _NATIVE_MAX_BYTES: Final = 4 * 1024 * 1024
@@ -522,8 +522,9 @@ def parse_header(
         ``None`` for a Part 10 file with preamble and meta; otherwise the file is a raw
         little endian dataset with explicit (``True``) or implicit (``False``) VR.
     native
-        Walk the elements in C when that extension is built (the default); ``False``
-        takes the Python walk, which gives the same results (the tests compare them).
+        Walk the elements and decode the values in C when that extension is built (the
+        default); ``False`` takes the Python code, which gives the same results (the
+        tests compare them).
 
     Raises
     ------
@@ -548,7 +549,11 @@ def parse_header(
         raw_tree, _ = parser.dataset(pos, None, TOP_LEVEL_SPEC, 0)
         walked = raw_tree, parser.pixel
     raw_tree, found = walked
-    tree = _decode_tree(raw_tree, little, _charset_codec(raw_tree))
+    codec = _charset_codec(raw_tree)
+    if native and _DECODE is not None:
+        tree = _DECODE(raw_tree, little, codec, RAW_TAGS, _decode_text)
+    else:
+        tree = _decode_tree(raw_tree, little, codec)
     pixel = None
     if found is not None:
         tag, offset, length = found

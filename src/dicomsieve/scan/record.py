@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from enum import IntEnum
 from typing import Final
 
 from dicomsieve.model import FrameRecord, InstanceRecord, PixelDataInfo
 from dicomsieve.scan.siemens import CSA_CREATOR, MosaicInfo, mosaic_info
 from dicomsieve.scan.tags import HeaderTree
 
-__all__ = ["build_frames", "build_instance", "first_str"]
+__all__ = ["FieldKind", "build_frames", "build_instance", "extract", "first_str"]
 
 SHARED_GROUPS: Final = 0x52009229
 PER_FRAME_GROUPS: Final = 0x52009230
@@ -160,6 +162,121 @@ def build_frames(tree: HeaderTree) -> tuple[FrameRecord, ...]:
     return tuple(_frame(n + 1, item, shared) for n, item in enumerate(per_frame))
 
 
+class FieldKind(IntEnum):
+    """How a record field is read from its element (the helpers above, by name)."""
+
+    FIRST_STR = 0
+    JOINED = 1
+    STRS = 2
+    INT = 3
+    INTS = 4
+    FLOAT = 5
+    FLOATS = 6
+    PRESENT = 7
+
+
+def _field(tree: HeaderTree, tag: int, kind: FieldKind, count: int | None) -> object:
+    if kind is FieldKind.FIRST_STR:
+        return first_str(tree, tag)
+    if kind is FieldKind.JOINED:
+        return _joined(tree, tag)
+    if kind is FieldKind.STRS:
+        return _strs(tree, tag)
+    if kind is FieldKind.INT:
+        return _int(tree, tag)
+    if kind is FieldKind.INTS:
+        return _ints(tree, tag)
+    if kind is FieldKind.FLOAT:
+        return _float(tree, tag)
+    if kind is FieldKind.FLOATS:
+        return _floats(tree, tag, count)
+    return tag in tree
+
+
+FieldTable = tuple[tuple[int, FieldKind, int | None], ...]
+
+
+def extract(tree: HeaderTree, table: FieldTable, *, native: bool = True) -> list[object]:
+    """The value of each ``(tag, kind, count)`` row of ``table`` in ``tree``.
+
+    In C when the extension is built and ``native`` is true (``_native.extract``, the
+    same rules as the helpers above; the tests compare both), else in Python.
+    """
+    if native and _EXTRACT is not None:
+        return _EXTRACT(tree, table)
+    return [_field(tree, tag, kind, count) for tag, kind, count in table]
+
+
+def _native_extract() -> Callable[[HeaderTree, FieldTable], list[object]] | None:
+    try:
+        from dicomsieve.scan._native import extract as native_extract
+    except ImportError:  # pragma: no cover - exercised on machines without a compiler
+        return None
+    return native_extract
+
+
+_EXTRACT: Final = _native_extract()
+
+F = FieldKind
+# The InstanceRecord fields read straight from one top-level element, by field name.
+_INSTANCE_FIELDS: Final[dict[str, tuple[int, FieldKind, int | None]]] = {
+    "sop_class_uid": (0x00080016, F.FIRST_STR, None),
+    "patient_id": (0x00100020, F.JOINED, None),
+    "patient_name": (0x00100010, F.JOINED, None),
+    "patient_birth_date": (0x00100030, F.FIRST_STR, None),
+    "study_date": (0x00080020, F.FIRST_STR, None),
+    "study_time": (0x00080030, F.FIRST_STR, None),
+    "study_description": (0x00081030, F.JOINED, None),
+    "accession_number": (0x00080050, F.JOINED, None),
+    "series_number": (0x00200011, F.INT, None),
+    "series_description": (0x0008103E, F.JOINED, None),
+    "modality": (0x00080060, F.FIRST_STR, None),
+    "manufacturer": (0x00080070, F.JOINED, None),
+    "manufacturer_model_name": (0x00081090, F.JOINED, None),
+    "protocol_name": (0x00181030, F.JOINED, None),
+    "sequence_name": (0x00180024, F.JOINED, None),
+    "instance_number": (0x00200013, F.INT, None),
+    "acquisition_number": (0x00200012, F.INT, None),
+    "content_time": (0x00080033, F.FIRST_STR, None),
+    "acquisition_time": (0x00080032, F.FIRST_STR, None),
+    "image_position": (0x00200032, F.FLOATS, 3),
+    "image_orientation": (0x00200037, F.FLOATS, 6),
+    "pixel_spacing": (0x00280030, F.FLOATS, 2),
+    "slice_thickness": (0x00180050, F.FLOAT, None),
+    "spacing_between_slices": (0x00180088, F.FLOAT, None),
+    "gantry_detector_tilt": (0x00181120, F.FLOAT, None),
+    "frame_of_reference_uid": (0x00200052, F.FIRST_STR, None),
+    "patient_position": (0x00185100, F.FIRST_STR, None),
+    "rows": (0x00280010, F.INT, None),
+    "columns": (0x00280011, F.INT, None),
+    "number_of_frames": (0x00280008, F.INT, None),
+    "samples_per_pixel": (0x00280002, F.INT, None),
+    "photometric_interpretation": (0x00280004, F.FIRST_STR, None),
+    "bits_allocated": (0x00280100, F.INT, None),
+    "bits_stored": (0x00280101, F.INT, None),
+    "high_bit": (0x00280102, F.INT, None),
+    "pixel_representation": (0x00280103, F.INT, None),
+    "rescale_slope": (0x00281053, F.FLOAT, None),
+    "rescale_intercept": (0x00281052, F.FLOAT, None),
+    "rescale_type": (0x00281054, F.FIRST_STR, None),
+    "window_center": (0x00281050, F.FLOATS, None),
+    "window_width": (0x00281051, F.FLOATS, None),
+    "echo_numbers": (0x00180086, F.INTS, None),
+    "echo_time": (0x00180081, F.FLOAT, None),
+    "inversion_time": (0x00180082, F.FLOAT, None),
+    "temporal_position_identifier": (0x00200100, F.INT, None),
+    "number_of_temporal_positions": (0x00200105, F.INT, None),
+    "trigger_time": (0x00181060, F.FLOAT, None),
+    "diffusion_b_value": (0x00189087, F.FLOAT, None),
+    "diffusion_gradient_orientation": (0x00189089, F.FLOATS, 3),
+    "xray_tube_current": (0x00181151, F.FLOAT, None),
+    "exposure": (0x00181152, F.FLOAT, None),
+    "has_referenced_image_sequence": (0x00081140, F.PRESENT, None),
+}
+_INSTANCE_NAMES: Final = tuple(_INSTANCE_FIELDS)
+_INSTANCE_TABLE: Final[FieldTable] = tuple(_INSTANCE_FIELDS.values())
+
+
 def _mosaic(tree: HeaderTree, image_type: tuple[str, ...] | None) -> MosaicInfo | None:
     """Slices per mosaic and slice normal of a Siemens mosaic, from its CSA header."""
     if not image_type or "MOSAIC" not in (v.upper() for v in image_type):
@@ -171,9 +288,16 @@ def _mosaic(tree: HeaderTree, image_type: tuple[str, ...] | None) -> MosaicInfo 
 
 
 def build_instance(
-    tree: HeaderTree, transfer_syntax: str | None, pixel: PixelDataInfo | None
+    tree: HeaderTree,
+    transfer_syntax: str | None,
+    pixel: PixelDataInfo | None,
+    *,
+    native: bool = True,
 ) -> InstanceRecord | None:
-    """Build the record of one object; ``None`` when an identifying UID is missing."""
+    """Build the record of one object; ``None`` when an identifying UID is missing.
+
+    ``native=False`` reads the fields in Python instead of C (see :func:`extract`).
+    """
     sop = first_str(tree, 0x00080018)
     series = first_str(tree, 0x0020000E)
     study = first_str(tree, 0x0020000D)
@@ -191,68 +315,18 @@ def build_instance(
     flip_angle = _float(tree, 0x00181314)
     if flip_angle is None:
         flip_angle = _float(timing, 0x00181314)
+    fields = dict(zip(_INSTANCE_NAMES, extract(tree, _INSTANCE_TABLE, native=native), strict=True))
     return InstanceRecord(
         sop_instance_uid=sop,
-        sop_class_uid=first_str(tree, 0x00080016),
         series_instance_uid=series,
         study_instance_uid=study,
         transfer_syntax_uid=transfer_syntax,
-        patient_id=_joined(tree, 0x00100020),
-        patient_name=_joined(tree, 0x00100010),
-        patient_birth_date=first_str(tree, 0x00100030),
-        study_date=first_str(tree, 0x00080020),
-        study_time=first_str(tree, 0x00080030),
-        study_description=_joined(tree, 0x00081030),
-        accession_number=_joined(tree, 0x00080050),
-        series_number=_int(tree, 0x00200011),
-        series_description=_joined(tree, 0x0008103E),
-        modality=first_str(tree, 0x00080060),
-        manufacturer=_joined(tree, 0x00080070),
-        manufacturer_model_name=_joined(tree, 0x00081090),
-        protocol_name=_joined(tree, 0x00181030),
-        sequence_name=_joined(tree, 0x00180024),
-        instance_number=_int(tree, 0x00200013),
-        acquisition_number=_int(tree, 0x00200012),
         image_type=image_type,
-        content_time=first_str(tree, 0x00080033),
-        acquisition_time=first_str(tree, 0x00080032),
-        image_position=_floats(tree, 0x00200032, 3),
-        image_orientation=_floats(tree, 0x00200037, 6),
-        pixel_spacing=_floats(tree, 0x00280030, 2),
-        slice_thickness=_float(tree, 0x00180050),
-        spacing_between_slices=_float(tree, 0x00180088),
-        gantry_detector_tilt=_float(tree, 0x00181120),
-        frame_of_reference_uid=first_str(tree, 0x00200052),
-        patient_position=first_str(tree, 0x00185100),
-        rows=_int(tree, 0x00280010),
-        columns=_int(tree, 0x00280011),
-        number_of_frames=_int(tree, 0x00280008),
-        samples_per_pixel=_int(tree, 0x00280002),
-        photometric_interpretation=first_str(tree, 0x00280004),
-        bits_allocated=_int(tree, 0x00280100),
-        bits_stored=_int(tree, 0x00280101),
-        high_bit=_int(tree, 0x00280102),
-        pixel_representation=_int(tree, 0x00280103),
-        rescale_slope=_float(tree, 0x00281053),
-        rescale_intercept=_float(tree, 0x00281052),
-        rescale_type=first_str(tree, 0x00281054),
-        window_center=_floats(tree, 0x00281050),
-        window_width=_floats(tree, 0x00281051),
-        echo_numbers=_ints(tree, 0x00180086),
-        echo_time=_float(tree, 0x00180081),
         repetition_time=repetition_time,
-        inversion_time=_float(tree, 0x00180082),
         flip_angle=flip_angle,
-        temporal_position_identifier=_int(tree, 0x00200100),
-        number_of_temporal_positions=_int(tree, 0x00200105),
-        trigger_time=_float(tree, 0x00181060),
-        diffusion_b_value=_float(tree, 0x00189087),
-        diffusion_gradient_orientation=_floats(tree, 0x00189089, 3),
-        xray_tube_current=_float(tree, 0x00181151),
-        exposure=_float(tree, 0x00181152),
-        has_referenced_image_sequence=0x00081140 in tree,
         pixel_data=pixel,
         frames=build_frames(tree),
         mosaic_slices=mosaic[0] if mosaic else None,
         slice_normal=mosaic[1] if mosaic else None,
+        **fields,  # type: ignore[arg-type]
     )

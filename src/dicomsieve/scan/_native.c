@@ -1,12 +1,13 @@
 /*
- * The element walk of dicomsieve's fast header reader, in C.
+ * The hot loops of dicomsieve's fast header reader, in C: the element walk and the
+ * decoding of the values kept.
  *
- * It does exactly what _Parser.dataset and _Parser.sequence in fastread.py do, on a
+ * walk() does exactly what _Parser.dataset and _Parser.sequence in fastread.py do, on a
  * buffer that holds the first bytes of a file (or a whole inflated dataset): it steps
  * over elements by their lengths and keeps the raw (VR, bytes) of the tags a spec
- * names. It decodes nothing. Python decodes the few values kept and builds the record.
- * The pure Python walk stays the reference: tests run both on every test file and on
- * random corruptions of them and require the same results.
+ * names. decode() does what _decode_tree does to that raw tree. The Python functions
+ * stay the reference: tests run both ways on every test file and on random
+ * corruptions of them and require the same results.
  *
  * Instead of raising, walk() returns a tuple that says what happened:
  *   (0, tree, pixel)           the dataset up to the pixel data (pixel: (tag, offset,
@@ -21,6 +22,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -402,6 +404,7 @@ PyDoc_STRVAR(walk_doc,
              "``pos``\nto the pixel data; see the module source for the result.");
 
 static PyObject *walk(PyObject *module, PyObject *args) {
+    (void)module;
     Py_buffer view;
     unsigned long long size, pos;
     int little, explicit_vr;
@@ -451,14 +454,518 @@ static PyObject *walk(PyObject *module, PyObject *args) {
     return result;
 }
 
+
+/* ------------------------------------------------------------------ decode() */
+
+/* What _decode_tree does with a value of each VR. */
+enum vr_class { VR_DROP, VR_DS, VR_IS, VR_TEXT, VR_MULTI_TEXT, VR_PN, VR_BINARY };
+
+typedef struct {
+    int little;
+    int latin1;          /* the dataset's character set decodes as Latin-1 */
+    PyObject *codec;     /* for the Python fallback: the codec name or None */
+    PyObject *raw_tags;  /* frozenset: tags kept as bytes */
+    PyObject *decode_text; /* the Python _decode_text, for other character sets */
+} decoder;
+
+static int is_charset_vr(char a, char b) {
+    /* LO LT PN SH ST UC UT: decoded with the SpecificCharacterSet */
+    return (a == 'L' && (b == 'O' || b == 'T')) || (a == 'P' && b == 'N') ||
+           (a == 'S' && (b == 'H' || b == 'T')) || (a == 'U' && (b == 'C' || b == 'T'));
+}
+
+static enum vr_class classify(char a, char b, char *binary) {
+    *binary = 0;
+    switch (a << 8 | b) {
+    case 'D' << 8 | 'S':
+        return VR_DS;
+    case 'I' << 8 | 'S':
+        return VR_IS;
+    case 'L' << 8 | 'T':
+    case 'S' << 8 | 'T':
+    case 'U' << 8 | 'T':
+    case 'U' << 8 | 'R':
+        return VR_TEXT; /* single-valued: no split on backslashes */
+    case 'P' << 8 | 'N':
+        return VR_PN;
+    case 'A' << 8 | 'E':
+    case 'A' << 8 | 'S':
+    case 'C' << 8 | 'S':
+    case 'D' << 8 | 'A':
+    case 'D' << 8 | 'T':
+    case 'L' << 8 | 'O':
+    case 'S' << 8 | 'H':
+    case 'T' << 8 | 'M':
+    case 'U' << 8 | 'C':
+    case 'U' << 8 | 'I':
+        return VR_MULTI_TEXT;
+    case 'U' << 8 | 'S':
+        *binary = 'H';
+        return VR_BINARY;
+    case 'S' << 8 | 'S':
+        *binary = 'h';
+        return VR_BINARY;
+    case 'U' << 8 | 'L':
+        *binary = 'I';
+        return VR_BINARY;
+    case 'S' << 8 | 'L':
+        *binary = 'i';
+        return VR_BINARY;
+    case 'F' << 8 | 'L':
+        *binary = 'f';
+        return VR_BINARY;
+    case 'F' << 8 | 'D':
+        *binary = 'd';
+        return VR_BINARY;
+    case 'S' << 8 | 'V':
+        *binary = 'q';
+        return VR_BINARY;
+    case 'U' << 8 | 'V':
+        *binary = 'Q';
+        return VR_BINARY;
+    default:
+        return VR_DROP;
+    }
+}
+
+/* [*start, *end) without leading and trailing spaces and NULs: str.strip(" \x00"). */
+static void strip_padding(const char *p, Py_ssize_t *start, Py_ssize_t *end) {
+    while (*start < *end && (p[*start] == ' ' || p[*start] == '\0'))
+        (*start)++;
+    while (*end > *start && (p[*end - 1] == ' ' || p[*end - 1] == '\0'))
+        (*end)--;
+}
+
+/* float(text) if finite, else None; None where float() raises ValueError. */
+static PyObject *to_float(PyObject *text) {
+    PyObject *value = PyFloat_FromString(text);
+    if (value == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_ValueError))
+            return NULL;
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    if (!isfinite(PyFloat_AS_DOUBLE(value))) {
+        Py_DECREF(value);
+        Py_RETURN_NONE;
+    }
+    return value;
+}
+
+/* int(text.strip()), else an integral float(text) as int, else None (values._to_int).
+ * int() itself skips ASCII whitespace only, str.strip() all Unicode whitespace: the
+ * strip is tried only when int() alone fails. */
+static PyObject *to_int(PyObject *text) {
+    PyObject *value = PyLong_FromUnicodeObject(text, 10);
+    if (value != NULL)
+        return value;
+    if (!PyErr_ExceptionMatches(PyExc_ValueError))
+        return NULL;
+    PyErr_Clear();
+    PyObject *stripped = PyObject_CallMethod(text, "strip", NULL);
+    if (stripped == NULL)
+        return NULL;
+    if (PyUnicode_GET_LENGTH(stripped) != PyUnicode_GET_LENGTH(text)) {
+        value = PyLong_FromUnicodeObject(stripped, 10);
+        Py_DECREF(stripped);
+        if (value != NULL)
+            return value;
+        if (!PyErr_ExceptionMatches(PyExc_ValueError))
+            return NULL;
+        PyErr_Clear();
+    } else {
+        Py_DECREF(stripped);
+    }
+    PyObject *number = to_float(text);
+    if (number == NULL || number == Py_None)
+        return number;
+    double d = PyFloat_AS_DOUBLE(number);
+    Py_DECREF(number);
+    if (d != floor(d))
+        Py_RETURN_NONE;
+    return PyLong_FromDouble(d);
+}
+
+/* Split Latin-1 bytes on backslashes (unless single-valued), strip the padding of each
+ * part, then: DS -> float, IS -> int, text -> str (PN also drops trailing '='). An
+ * all-empty value is (). This is clean_text / normalize_components on bytes, which is
+ * the same as on the decoded text because Latin-1 maps each byte to one character. */
+static PyObject *decode_text_value(const char *p, Py_ssize_t n, enum vr_class kind) {
+    Py_ssize_t parts = 1;
+    if (kind != VR_TEXT)
+        for (Py_ssize_t i = 0; i < n; i++)
+            parts += p[i] == '\\';
+    PyObject *out = PyTuple_New(parts);
+    if (out == NULL)
+        return NULL;
+    int any = 0;
+    Py_ssize_t start = 0;
+    for (Py_ssize_t k = 0; k < parts; k++) {
+        Py_ssize_t end = start;
+        if (kind == VR_TEXT)
+            end = n;
+        else
+            while (end < n && p[end] != '\\')
+                end++;
+        Py_ssize_t a = start, b = end;
+        strip_padding(p, &a, &b);
+        if (kind == VR_PN)
+            while (b > a && p[b - 1] == '=')
+                b--;
+        any |= b > a;
+        PyObject *text = PyUnicode_DecodeLatin1(p + a, b - a, NULL);
+        PyObject *item = text;
+        if (text != NULL && kind == VR_DS) {
+            item = to_float(text);
+            Py_DECREF(text);
+        } else if (text != NULL && kind == VR_IS) {
+            item = to_int(text);
+            Py_DECREF(text);
+        }
+        if (item == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(out, k, item);
+        start = end + 1;
+    }
+    if (!any) {
+        Py_DECREF(out);
+        return PyTuple_New(0);
+    }
+    return out;
+}
+
+static PyObject *decode_binary_value(const unsigned char *p, Py_ssize_t n, char code,
+                                     int little) {
+    Py_ssize_t width = (code == 'H' || code == 'h') ? 2 : (code == 'd' || code == 'q' || code == 'Q') ? 8 : 4;
+    Py_ssize_t count = n / width;
+    PyObject *out = PyTuple_New(count);
+    if (out == NULL)
+        return NULL;
+    for (Py_ssize_t k = 0; k < count; k++) {
+        uint64_t v = 0;
+        const unsigned char *q = p + k * width;
+        for (Py_ssize_t i = 0; i < width; i++)
+            v |= (uint64_t)q[little ? i : width - 1 - i] << (8 * i);
+        PyObject *item;
+        switch (code) {
+        case 'H':
+        case 'I':
+            item = PyLong_FromUnsignedLong((unsigned long)v);
+            break;
+        case 'h':
+            item = PyLong_FromLong((int16_t)v);
+            break;
+        case 'i':
+            item = PyLong_FromLong((int32_t)v);
+            break;
+        case 'q':
+            item = PyLong_FromLongLong((int64_t)v);
+            break;
+        case 'Q':
+            item = PyLong_FromUnsignedLongLong(v);
+            break;
+        case 'f': {
+            uint32_t bits = (uint32_t)v;
+            float f;
+            memcpy(&f, &bits, sizeof f);
+            item = PyFloat_FromDouble(f);
+            break;
+        }
+        default: {
+            double d;
+            memcpy(&d, &v, sizeof d);
+            item = PyFloat_FromDouble(d);
+            break;
+        }
+        }
+        if (item == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(out, k, item);
+    }
+    return out;
+}
+
+static PyObject *decode_tree(decoder *d, PyObject *tree);
+
+/* One value of a raw tree; NULL with an exception, or (with *keep == 0) nothing kept. */
+static PyObject *decode_value(decoder *d, PyObject *tag, PyObject *value, int *keep) {
+    *keep = 1;
+    if (!PyTuple_CheckExact(value))
+        return Py_NewRef(value);
+    if (PyTuple_GET_SIZE(value) == 2 && PyBytes_CheckExact(PyTuple_GET_ITEM(value, 1))) {
+        PyObject *vr = PyTuple_GET_ITEM(value, 0), *raw = PyTuple_GET_ITEM(value, 1);
+        int is_raw = PySet_Contains(d->raw_tags, tag);
+        if (is_raw < 0)
+            return NULL;
+        if (is_raw)
+            return Py_NewRef(raw);
+        if (!PyUnicode_Check(vr) || PyUnicode_GET_LENGTH(vr) != 2 ||
+            PyUnicode_KIND(vr) != PyUnicode_1BYTE_KIND) {
+            *keep = 0;
+            return NULL;
+        }
+        const Py_UCS1 *c = PyUnicode_1BYTE_DATA(vr);
+        char binary;
+        enum vr_class kind = classify((char)c[0], (char)c[1], &binary);
+        const char *p = PyBytes_AS_STRING(raw);
+        Py_ssize_t n = PyBytes_GET_SIZE(raw);
+        switch (kind) {
+        case VR_DROP:
+            *keep = 0;
+            return NULL;
+        case VR_BINARY:
+            return decode_binary_value((const unsigned char *)p, n, binary, d->little);
+        case VR_DS:
+        case VR_IS:
+            return decode_text_value(p, n, kind);
+        default:
+            if (!d->latin1 && is_charset_vr((char)c[0], (char)c[1]))
+                return PyObject_CallFunctionObjArgs(d->decode_text, vr, raw, d->codec, NULL);
+            return decode_text_value(p, n, kind);
+        }
+    }
+    /* the items of a sequence */
+    Py_ssize_t count = PyTuple_GET_SIZE(value);
+    PyObject *items = PyTuple_New(count);
+    if (items == NULL)
+        return NULL;
+    for (Py_ssize_t k = 0; k < count; k++) {
+        PyObject *item = PyTuple_GET_ITEM(value, k);
+        if (!PyDict_Check(item)) {
+            Py_DECREF(items);
+            PyErr_SetString(PyExc_TypeError, "a sequence item is not a dict");
+            return NULL;
+        }
+        PyObject *decoded = decode_tree(d, item);
+        if (decoded == NULL) {
+            Py_DECREF(items);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(items, k, decoded);
+    }
+    return items;
+}
+
+static PyObject *decode_tree(decoder *d, PyObject *tree) {
+    PyObject *out = PyDict_New();
+    if (out == NULL)
+        return NULL;
+    PyObject *tag, *value;
+    Py_ssize_t position = 0;
+    while (PyDict_Next(tree, &position, &tag, &value)) {
+        int keep;
+        PyObject *decoded = decode_value(d, tag, value, &keep);
+        if (!keep)
+            continue;
+        if (decoded == NULL || PyDict_SetItem(out, tag, decoded) < 0) {
+            Py_XDECREF(decoded);
+            Py_DECREF(out);
+            return NULL;
+        }
+        Py_DECREF(decoded);
+    }
+    return out;
+}
+
+PyDoc_STRVAR(decode_doc,
+             "decode(tree, little, codec, raw_tags, decode_text)\n--\n\n"
+             "What fastread._decode_tree returns for a raw tree from walk(); text in other "
+             "character\nsets than Latin-1 goes to ``decode_text(vr, raw, codec)``.");
+
+static PyObject *decode(PyObject *module, PyObject *args) {
+    (void)module;
+    PyObject *tree, *codec, *raw_tags, *decode_text;
+    int little;
+    if (!PyArg_ParseTuple(args, "O!pOO!O:decode", &PyDict_Type, &tree, &little, &codec,
+                          &PyFrozenSet_Type, &raw_tags, &decode_text))
+        return NULL;
+    decoder d = {
+        .little = little,
+        .latin1 = PyUnicode_Check(codec) && PyUnicode_CompareWithASCIIString(codec, "latin_1") == 0,
+        .codec = codec,
+        .raw_tags = raw_tags,
+        .decode_text = decode_text,
+    };
+    return decode_tree(&d, tree);
+}
+
+/* ----------------------------------------------------------------- extract() */
+
+/* The kinds of record.py's field helpers, in the order of record.FieldKind. */
+enum field_kind { F_FIRST_STR, F_JOINED, F_STRS, F_INT, F_INTS, F_FLOAT, F_FLOATS, F_PRESENT };
+
+/* record._values: the value's tuple when it is a non-empty tuple of values (borrowed). */
+static PyObject *values_of(PyObject *tree, PyObject *tag) {
+    PyObject *value = PyDict_GetItemWithError(tree, tag);
+    if (value == NULL || !PyTuple_Check(value) || PyTuple_GET_SIZE(value) == 0 ||
+        PyDict_Check(PyTuple_GET_ITEM(value, 0)))
+        return NULL;
+    return value;
+}
+
+/* record._number: a finite float of an int or float that is not a bool; else None. */
+static PyObject *number_of(PyObject *value) {
+    if (PyBool_Check(value) || !(PyLong_Check(value) || PyFloat_Check(value)))
+        Py_RETURN_NONE;
+    PyObject *result = PyNumber_Float(value);
+    if (result == NULL)
+        return NULL;
+    if (!isfinite(PyFloat_AS_DOUBLE(result))) {
+        Py_DECREF(result);
+        Py_RETURN_NONE;
+    }
+    return result;
+}
+
+static PyObject *field(PyObject *tree, PyObject *tag, long kind, PyObject *count) {
+    PyObject *values = values_of(tree, tag);
+    if (values == NULL && PyErr_Occurred())
+        return NULL;
+    if (kind == F_PRESENT)
+        return PyBool_FromLong(PyDict_Contains(tree, tag) == 1);
+    if (values == NULL)
+        Py_RETURN_NONE;
+    Py_ssize_t n = PyTuple_GET_SIZE(values);
+    PyObject *first = PyTuple_GET_ITEM(values, 0);
+    switch (kind) {
+    case F_FIRST_STR:
+        if (PyUnicode_Check(first) && PyUnicode_GET_LENGTH(first) > 0)
+            return Py_NewRef(first);
+        Py_RETURN_NONE;
+    case F_JOINED:
+    case F_STRS: {
+        PyObject *texts = PyTuple_New(n);
+        if (texts == NULL)
+            return NULL;
+        for (Py_ssize_t k = 0; k < n; k++) {
+            PyObject *text = PyObject_Str(PyTuple_GET_ITEM(values, k));
+            if (text == NULL) {
+                Py_DECREF(texts);
+                return NULL;
+            }
+            PyTuple_SET_ITEM(texts, k, text);
+        }
+        if (kind == F_STRS)
+            return texts;
+        PyObject *separator = PyUnicode_FromString("\\");
+        PyObject *joined = separator == NULL ? NULL : PyUnicode_Join(separator, texts);
+        Py_XDECREF(separator);
+        Py_DECREF(texts);
+        if (joined != NULL && PyUnicode_GET_LENGTH(joined) == 0) {
+            Py_DECREF(joined);
+            Py_RETURN_NONE;
+        }
+        return joined;
+    }
+    case F_INT:
+        if (PyBool_Check(first))
+            Py_RETURN_NONE;
+        if (PyLong_Check(first))
+            return Py_NewRef(first);
+        if (PyFloat_Check(first)) {
+            double d = PyFloat_AS_DOUBLE(first);
+            if (isfinite(d) && d == floor(d))
+                return PyLong_FromDouble(d);
+        }
+        Py_RETURN_NONE;
+    case F_INTS: {
+        for (Py_ssize_t k = 0; k < n; k++) {
+            PyObject *v = PyTuple_GET_ITEM(values, k);
+            if (PyBool_Check(v) || !PyLong_Check(v))
+                Py_RETURN_NONE;
+        }
+        PyObject *ints = PyTuple_New(n);
+        if (ints == NULL)
+            return NULL;
+        for (Py_ssize_t k = 0; k < n; k++) {
+            PyObject *v = PyNumber_Long(PyTuple_GET_ITEM(values, k));
+            if (v == NULL) {
+                Py_DECREF(ints);
+                return NULL;
+            }
+            PyTuple_SET_ITEM(ints, k, v);
+        }
+        return ints;
+    }
+    case F_FLOAT:
+        return number_of(first);
+    case F_FLOATS: {
+        int any_none = 0; /* as in Python: every value converted, then any None: None */
+        PyObject *numbers = PyTuple_New(n);
+        if (numbers == NULL)
+            return NULL;
+        for (Py_ssize_t k = 0; k < n; k++) {
+            PyObject *v = number_of(PyTuple_GET_ITEM(values, k));
+            if (v == NULL) {
+                Py_DECREF(numbers);
+                return NULL;
+            }
+            PyTuple_SET_ITEM(numbers, k, v);
+            any_none |= v == Py_None;
+        }
+        if (any_none || (count != Py_None && PyLong_AsSsize_t(count) != n)) {
+            Py_DECREF(numbers);
+            if (PyErr_Occurred())
+                return NULL;
+            Py_RETURN_NONE;
+        }
+        return numbers;
+    }
+    default:
+        PyErr_SetString(PyExc_ValueError, "unknown field kind");
+        return NULL;
+    }
+}
+
+PyDoc_STRVAR(extract_doc,
+             "extract(tree, table)\n--\n\n"
+             "The values of record fields from a decoded tree: one per ``(tag, kind, count)`` "
+             "row of\n``table``, as record._extract computes them in Python.");
+
+static PyObject *extract(PyObject *module, PyObject *args) {
+    (void)module;
+    PyObject *tree, *table;
+    if (!PyArg_ParseTuple(args, "O!O!:extract", &PyDict_Type, &tree, &PyTuple_Type, &table))
+        return NULL;
+    Py_ssize_t n = PyTuple_GET_SIZE(table);
+    PyObject *out = PyList_New(n);
+    if (out == NULL)
+        return NULL;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *row = PyTuple_GET_ITEM(table, k);
+        if (!PyTuple_Check(row) || PyTuple_GET_SIZE(row) != 3) {
+            Py_DECREF(out);
+            PyErr_SetString(PyExc_ValueError, "a table row is not (tag, kind, count)");
+            return NULL;
+        }
+        long kind = PyLong_AsLong(PyTuple_GET_ITEM(row, 1));
+        PyObject *value = kind == -1 && PyErr_Occurred()
+                              ? NULL
+                              : field(tree, PyTuple_GET_ITEM(row, 0), kind, PyTuple_GET_ITEM(row, 2));
+        if (value == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyList_SET_ITEM(out, k, value);
+    }
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"walk", walk, METH_VARARGS, walk_doc},
+    {"decode", decode, METH_VARARGS, decode_doc},
+    {"extract", extract, METH_VARARGS, extract_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module_def = {
-    PyModuleDef_HEAD_INIT, "dicomsieve.scan._walk",
-    "The element walk of the fast header reader, in C (see fastread.py).", -1, methods,
+    PyModuleDef_HEAD_INIT, "dicomsieve.scan._native",
+    "The element walk and value decoding of the fast header reader, in C (fastread.py).", -1,
+    methods,
 };
 
 static int add_vrs(const char **vrs, unsigned char kind) {
@@ -473,7 +980,7 @@ static int add_vrs(const char **vrs, unsigned char kind) {
     return 0;
 }
 
-PyMODINIT_FUNC PyInit__walk(void) {
+PyMODINIT_FUNC PyInit__native(void) {
     if (str_un == NULL) {
         if (add_vrs(long_vrs, 2) < 0 || add_vrs(short_vrs, 1) < 0)
             return NULL;

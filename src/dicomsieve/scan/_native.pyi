@@ -1,0 +1,29 @@
+"""Types of the C element walk (``_native.c``); see ``fastread._walk_natively``."""
+
+from collections.abc import Callable
+from typing import Any
+
+def walk(
+    buffer: bytes,
+    size: int,
+    pos: int,
+    little: bool,
+    explicit: bool,
+    spec: dict[int, object],
+    max_depth: int,
+    vr_of: dict[int, str],
+    pixel_tags: frozenset[int],
+    presence: object,
+    /,
+) -> tuple[Any, ...]: ...
+def decode(
+    tree: dict[int, object],
+    little: bool,
+    codec: str | None,
+    raw_tags: frozenset[int],
+    decode_text: Callable[[str, bytes, str | None], tuple[object, ...]],
+    /,
+) -> dict[int, object]: ...
+def extract(
+    tree: dict[int, object], table: tuple[tuple[int, int, int | None], ...], /
+) -> list[object]: ...
