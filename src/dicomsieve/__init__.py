@@ -14,6 +14,7 @@ With a persistent index (rescans read only what changed; examine results are sto
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -24,9 +25,11 @@ from dicomsieve._version import __version__
 
 # The functions named like subpackages are bound now: importing a submodule such as
 # ``dicomsieve.scan.read`` sets the package attribute to the subpackage, and a lazy
-# lookup would then never run.
-from dicomsieve.load.loader import load
-from dicomsieve.scan.scanner import scan
+# lookup would then never run. ``load`` is a thin function over the loader, so that
+# ``import dicomsieve`` (and so every command and scan worker) does not import numpy;
+# its subpackage is imported first, so that no later import rebinds the name.
+importlib.import_module("dicomsieve.load")
+from dicomsieve.scan.scanner import scan  # noqa: E402
 
 if TYPE_CHECKING:
     from dicomsieve.api import ConversionResult, convert, examine
@@ -42,6 +45,7 @@ if TYPE_CHECKING:
     )
     from dicomsieve.errors import ConfigError, DicomSieveError, IndexDbError, LoadError, ScanError
     from dicomsieve.index.store import Index
+    from dicomsieve.load.loader import KnownFiles
     from dicomsieve.load.resample import regularize
     from dicomsieve.load.volume import Volume
     from dicomsieve.loadables import (
@@ -103,6 +107,19 @@ _EXPORTS: Final[Mapping[str, str]] = MappingProxyType(
 
 
 __getattr__ = lazy_attributes(__name__, _EXPORTS, globals())
+
+
+def load(
+    loadable: Loadable, settings: Settings | None = None, *, known: KnownFiles | None = None
+) -> Volume:
+    """Decode the pixels of ``loadable`` into a :class:`Volume`.
+
+    The whole description, parameters and errors are those of
+    :func:`dicomsieve.load.loader.load`, which this calls.
+    """
+    from dicomsieve.load.loader import load as load_volume
+
+    return load_volume(loadable, settings, known=known)
 
 
 def __dir__() -> list[str]:
