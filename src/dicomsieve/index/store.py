@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple, get_args, get_origin, get_type_hints
 
 from dicomsieve.codes import FileState, FlagCode, Level, LoadableKind, WarningCode
 from dicomsieve.errors import IndexDbError
@@ -39,7 +39,17 @@ from dicomsieve.loadables.model import (
 )
 from dicomsieve.model import FileOutcome, FrameRecord, InstanceRecord, PixelDataInfo
 
-__all__ = ["FileRow", "Index", "SeriesRow", "StoredInstance", "default_db_path"]
+__all__ = [
+    "FileRow",
+    "Index",
+    "PreparedInstance",
+    "PreparedOutcome",
+    "SeriesIdentity",
+    "SeriesRow",
+    "StoredInstance",
+    "default_db_path",
+    "prepare_outcome",
+]
 
 _OPEN_TIMEOUT_S: Final = 60.0
 _PATIENT_FIELDS: Final = ("patient_id", "patient_name", "patient_birth_date")
@@ -85,6 +95,86 @@ _INSERT_FRAME: Final = (
     f"VALUES ({', '.join('?' * (len(FRAME_COLUMNS) + 1))})"
 )
 _FRAME_FIELD_NAMES: Final = frozenset(f.name for f in fields(FrameRecord))
+
+
+class SeriesIdentity(NamedTuple):
+    """What the patients, studies and series tables take from an instance."""
+
+    series_instance_uid: str
+    study_instance_uid: str
+    patient_id: str | None
+    patient_name: str | None
+    patient_birth_date: str | None
+    study_date: str | None
+    study_time: str | None
+    study_description: str | None
+    accession_number: str | None
+    series_number: int | None
+    series_description: str | None
+    modality: str | None
+
+
+_SERIES_GETTER: Final = operator.attrgetter(*SeriesIdentity._fields)
+
+
+class PreparedInstance(NamedTuple):
+    """An instance as the index stores it: SQL parameters, ready to insert."""
+
+    sop_instance_uid: str
+    series: SeriesIdentity
+    row: tuple[object, ...]
+    """The ``instances`` values after ``file_ref, series_ref, duplicate_of``."""
+    frames: tuple[tuple[object, ...], ...]
+    """The ``frames`` values after ``instance_ref``, a row per frame."""
+
+
+class PreparedOutcome(NamedTuple):
+    """A file's outcome without its record, and the record prepared for the index."""
+
+    outcome: FileOutcome
+    instance: PreparedInstance | None
+
+
+def prepare_outcome(outcome: FileOutcome) -> PreparedOutcome:
+    """Turn an outcome's record into the rows the index inserts.
+
+    A scan runs this in its reader processes: a record of plain SQL values pickles and
+    unpickles in a fraction of the time of the record itself, and the one process that
+    writes the index has less to do.
+    """
+    record = outcome.instance
+    if record is None:
+        return PreparedOutcome(outcome, None)
+    pixel = record.pixel_data
+    instance = PreparedInstance(
+        record.sop_instance_uid,
+        SeriesIdentity(*_SERIES_GETTER(record)),
+        (
+            *_row_values(_RECORD_GETTER(record), _RECORD_TUPLES),
+            *(_PIXEL_GETTER(pixel) if pixel is not None else _NO_PIXEL),
+        ),
+        tuple(tuple(_row_values(_FRAME_GETTER(frame), _FRAME_TUPLES)) for frame in record.frames),
+    )
+    bare = FileOutcome(
+        outcome.path, outcome.state, outcome.size, outcome.mtime_ns, outcome.inode,
+        outcome.device, outcome.code, outcome.message, outcome.flags,
+    )  # fmt: skip
+    return PreparedOutcome(bare, instance)
+
+
+def _file_values(outcome: FileOutcome, run_id: int) -> tuple[object, ...]:
+    """The ``files`` values from ``path`` to ``last_run``."""
+    return (
+        outcome.path,
+        outcome.size,
+        outcome.mtime_ns,
+        outcome.inode,
+        outcome.device,
+        str(outcome.state),
+        None if outcome.code is None else str(outcome.code),
+        outcome.message,
+        run_id,
+    )
 
 
 def default_db_path() -> Path:
@@ -172,9 +262,33 @@ def _json_encoder() -> Callable[[object], str]:
 _to_json: Final = _json_encoder()
 
 
-def _sql_values(values: Sequence[object]) -> list[object]:
-    """Record values as SQL parameters: tuples as JSON text, booleans as integers."""
-    return [_to_json(v) if type(v) is tuple else int(v) if type(v) is bool else v for v in values]
+def _tuple_positions(cls: type, names: Sequence[str]) -> tuple[int, ...]:
+    """Where in ``names`` the fields of ``cls`` that may hold a tuple are."""
+
+    def holds_tuple(hint: object) -> bool:
+        return hint is tuple or get_origin(hint) is tuple or any(map(holds_tuple, get_args(hint)))
+
+    hints = get_type_hints(cls)
+    return tuple(n for n, name in enumerate(names) if holds_tuple(hints[name]))
+
+
+def _row_values(values: Sequence[object], tuples: tuple[int, ...]) -> list[object]:
+    """Record values as SQL parameters: the tuples at ``tuples`` as JSON text.
+
+    A scan stores one such row per file; encoding only the few tuple fields, known by
+    position, costs a fraction of looking at every value. Booleans need nothing:
+    sqlite3 binds them as the integers 0 and 1.
+    """
+    row = list(values)
+    for n in tuples:
+        value = row[n]
+        if value is not None:
+            row[n] = _to_json(value)
+    return row
+
+
+_RECORD_TUPLES: Final = _tuple_positions(InstanceRecord, _RECORD_COLUMN_NAMES)
+_FRAME_TUPLES: Final = _tuple_positions(FrameRecord, [n for n, _ in FRAME_COLUMNS])
 
 
 class Index:
@@ -321,24 +435,30 @@ class Index:
 
     # -------------------------------------------------------------------- writes
 
-    def write_outcomes(self, run_id: int, outcomes: Sequence[FileOutcome]) -> list[FileOutcome]:
+    def write_outcomes(
+        self, run_id: int, outcomes: Sequence[FileOutcome | PreparedOutcome]
+    ) -> list[FileOutcome]:
         """Store the outcomes of one batch in one transaction.
+
+        ``outcomes`` may come as read (:class:`FileOutcome`) or already prepared for the
+        index by :func:`prepare_outcome` (what a scan's reader processes send).
 
         Returns the outcomes as stored: an instance whose SOPInstanceUID another file
         already holds gets the ``DUPLICATE_SOP_INSTANCE`` flag (the first file stays the
-        original).
+        original). Outcomes that came prepared come back without their instance record.
         """
-        stored: list[FileOutcome | None] = [None] * len(outcomes)
+        prepared = [o if isinstance(o, PreparedOutcome) else prepare_outcome(o) for o in outcomes]
+        stored: list[FileOutcome | None] = [None] * len(prepared)
         with self._write() as db:
-            known = self._file_ids(db, [outcome.path for outcome in outcomes])
+            known = self._file_ids(db, [p.outcome.path for p in prepared])
             new: list[int] = []
-            for position, outcome in enumerate(outcomes):
-                if outcome.path in known:
-                    stored[position] = self._write_one(db, run_id, outcome)
+            for position, item in enumerate(prepared):
+                if item.outcome.path in known:
+                    stored[position] = self._write_one(db, run_id, item)
                 else:
                     new.append(position)
             if new:
-                written = self._write_new(db, run_id, [outcomes[p] for p in new])
+                written = self._write_new(db, run_id, [prepared[p] for p in new])
                 for position, outcome in zip(new, written, strict=True):
                     stored[position] = outcome
         return [outcome for outcome in stored if outcome is not None]
@@ -354,7 +474,7 @@ class Index:
         return found
 
     def _write_new(
-        self, db: sqlite3.Connection, run_id: int, outcomes: Sequence[FileOutcome]
+        self, db: sqlite3.Connection, run_id: int, items: Sequence[PreparedOutcome]
     ) -> list[FileOutcome]:
         """Insert files the index has never seen, a statement per table for the batch.
 
@@ -366,44 +486,29 @@ class Index:
         file_id = int(db.execute("SELECT COALESCE(MAX(id), 0) FROM files").fetchone()[0])
         instance_id = int(db.execute("SELECT COALESCE(MAX(id), 0) FROM instances").fetchone()[0])
         originals = self._originals(
-            db, [o.instance.sop_instance_uid for o in outcomes if o.instance is not None]
+            db, [i.instance.sop_instance_uid for i in items if i.instance is not None]
         )
         file_rows: list[tuple[object, ...]] = []
-        instance_rows: list[list[object]] = []
-        frame_rows: list[list[object]] = []
+        instance_rows: list[tuple[object, ...]] = []
+        frame_rows: list[tuple[object, ...]] = []
         flag_rows: list[tuple[int, str]] = []
         stored: list[FileOutcome] = []
-        for outcome in outcomes:
+        for outcome, instance in items:
             file_id += 1
-            file_rows.append(
-                (
-                    file_id,
-                    outcome.path,
-                    outcome.size,
-                    outcome.mtime_ns,
-                    outcome.inode,
-                    outcome.device,
-                    str(outcome.state),
-                    None if outcome.code is None else str(outcome.code),
-                    outcome.message,
-                    run_id,
-                )
-            )
+            file_rows.append((file_id, *_file_values(outcome, run_id)))
             flags = outcome.flags
-            record = outcome.instance
-            if record is not None:
+            if instance is not None:
                 instance_id += 1
-                duplicate_of = originals.get(record.sop_instance_uid)
+                duplicate_of = originals.get(instance.sop_instance_uid)
                 if duplicate_of is None:
-                    originals[record.sop_instance_uid] = instance_id
+                    originals[instance.sop_instance_uid] = instance_id
                 elif FlagCode.DUPLICATE_SOP_INSTANCE not in flags:
                     flags = (*flags, FlagCode.DUPLICATE_SOP_INSTANCE)
+                series_ref = self._series_ref(db, instance.series)
                 instance_rows.append(
-                    [instance_id, *self._instance_values(db, file_id, record, duplicate_of)]
+                    (instance_id, file_id, series_ref, duplicate_of, *instance.row)
                 )
-                frame_rows.extend(
-                    [instance_id, *_sql_values(_FRAME_GETTER(frame))] for frame in record.frames
-                )
+                frame_rows.extend((instance_id, *frame) for frame in instance.frames)
             flag_rows.extend((file_id, str(flag)) for flag in flags)
             stored.append(outcome if flags is outcome.flags else replace(outcome, flags=flags))
         db.executemany(_INSERT_NEW_FILE, file_rows)
@@ -429,8 +534,9 @@ class Index:
             originals.update((str(uid), int(i)) for uid, i in db.execute(sql, chunk))
         return originals
 
-    def _write_one(self, db: sqlite3.Connection, run_id: int, outcome: FileOutcome) -> FileOutcome:
-        code = str(outcome.code) if outcome.code is not None else None
+    def _write_one(self, db: sqlite3.Connection, run_id: int, item: PreparedOutcome) -> FileOutcome:
+        """Store a file the index knows already: update its row, replace its instance."""
+        outcome, instance = item
         file_id = int(
             db.execute(
                 "INSERT INTO files (path, size, mtime_ns, inode, device, state, code, message, "
@@ -439,55 +545,37 @@ class Index:
                 "mtime_ns = excluded.mtime_ns, inode = excluded.inode, device = excluded.device, "
                 "state = excluded.state, code = excluded.code, message = excluded.message, "
                 "last_run = excluded.last_run RETURNING id",
-                (
-                    outcome.path,
-                    outcome.size,
-                    outcome.mtime_ns,
-                    outcome.inode,
-                    outcome.device,
-                    str(outcome.state),
-                    code,
-                    outcome.message,
-                    run_id,
-                ),
+                _file_values(outcome, run_id),
             ).fetchone()[0]
         )
         db.execute("DELETE FROM instances WHERE file_ref = ?", (file_id,))
-        flags = list(outcome.flags)
-        record = outcome.instance
-        if record is not None:
-            duplicate_of = db.execute(
+        flags = outcome.flags
+        if instance is not None:
+            found = db.execute(
                 "SELECT id FROM instances WHERE sop_instance_uid = ? AND file_ref <> ? "
                 "AND duplicate_of IS NULL ORDER BY id LIMIT 1",
-                (record.sop_instance_uid, file_id),
+                (instance.sop_instance_uid, file_id),
             ).fetchone()
+            duplicate_of = None if found is None else int(found[0])
             if duplicate_of is not None and FlagCode.DUPLICATE_SOP_INSTANCE not in flags:
-                flags.append(FlagCode.DUPLICATE_SOP_INSTANCE)
-            self._insert_instance(
-                db, file_id, record, None if duplicate_of is None else int(duplicate_of[0])
+                flags = (*flags, FlagCode.DUPLICATE_SOP_INSTANCE)
+            series_ref = self._series_ref(db, instance.series)
+            instance_id = int(
+                db.execute(
+                    _INSERT_INSTANCE, (file_id, series_ref, duplicate_of, *instance.row)
+                ).fetchone()[0]
             )
+            if instance.frames:
+                db.executemany(_INSERT_FRAME, [(instance_id, *f) for f in instance.frames])
         db.execute("DELETE FROM file_flags WHERE file_ref = ?", (file_id,))
         if flags:
             db.executemany(
                 "INSERT INTO file_flags (file_ref, code) VALUES (?, ?)",
                 [(file_id, str(flag)) for flag in flags],
             )
-        if tuple(flags) == outcome.flags:
-            return outcome
-        return FileOutcome(
-            path=outcome.path,
-            state=outcome.state,
-            size=outcome.size,
-            mtime_ns=outcome.mtime_ns,
-            inode=outcome.inode,
-            device=outcome.device,
-            code=outcome.code,
-            message=outcome.message,
-            flags=tuple(flags),
-            instance=outcome.instance,
-        )
+        return outcome if flags is outcome.flags else replace(outcome, flags=flags)
 
-    def _series_ref(self, db: sqlite3.Connection, record: InstanceRecord) -> int:
+    def _series_ref(self, db: sqlite3.Connection, record: SeriesIdentity) -> int:
         series_id = self._series_ids.get(record.series_instance_uid)
         if series_id is not None:
             return series_id
@@ -544,31 +632,6 @@ class Index:
         )
         self._series_ids[record.series_instance_uid] = series_id
         return series_id
-
-    def _insert_instance(
-        self, db: sqlite3.Connection, file_id: int, record: InstanceRecord, duplicate_of: int | None
-    ) -> None:
-        values = self._instance_values(db, file_id, record, duplicate_of)
-        instance_id = int(db.execute(_INSERT_INSTANCE, values).fetchone()[0])
-        if record.frames:
-            db.executemany(
-                _INSERT_FRAME,
-                [[instance_id, *_sql_values(_FRAME_GETTER(frame))] for frame in record.frames],
-            )
-
-    def _instance_values(
-        self, db: sqlite3.Connection, file_id: int, record: InstanceRecord, duplicate_of: int | None
-    ) -> list[object]:
-        """The values of an ``instances`` row, in the order of ``_INSTANCE_INSERT_COLUMNS``."""
-        pixel = record.pixel_data
-        pixel_values = _PIXEL_GETTER(pixel) if pixel is not None else _NO_PIXEL
-        return [
-            file_id,
-            self._series_ref(db, record),
-            duplicate_of,
-            *_sql_values(_RECORD_GETTER(record)),
-            *_sql_values(pixel_values),
-        ]
 
     def mark_missing(self, run_id: int, file_ids: Sequence[int]) -> None:
         """Mark files that were indexed before and are gone now; drop their instances."""

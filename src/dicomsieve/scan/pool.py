@@ -19,15 +19,14 @@ import sys
 import time
 import types
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.sharedctypes import Synchronized
-from typing import Any
+from typing import Any, TypeVar
 
 from dicomsieve.codes import ErrorCode, FileState
 from dicomsieve.errors import ScanError
 from dicomsieve.model import FileOutcome
-from dicomsieve.scan.read import read_file
 from dicomsieve.settings import Settings
 
 __all__ = ["read_in_workers"]
@@ -55,13 +54,16 @@ def _limit_memory(megabytes: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
-Reader = Callable[[str, Settings], FileOutcome]
+R = TypeVar("R")
+Reader = Callable[[str, Settings], R]
+"""What a worker runs on each path: :func:`read_file`, or a reader that also prepares
+its outcome for the index (what a scan uses)."""
 
 
 def _worker_main(
     conn: multiprocessing.connection.Connection,
     settings: Settings,
-    reader: Reader,
+    reader: Reader[object],
     current: Synchronized[int],
     started: Synchronized[float],
 ) -> None:
@@ -74,7 +76,7 @@ def _worker_main(
             return
         if batch is None:
             return
-        results = []
+        results: list[object] = []
         for index, path in enumerate(batch):
             started.value = time.monotonic()
             current.value = index
@@ -83,7 +85,7 @@ def _worker_main(
         conn.send(results)
 
 
-def _guarded(reader: Reader, path: str, settings: Settings) -> FileOutcome:
+def _guarded(reader: Reader[R], path: str, settings: Settings) -> R | FileOutcome:
     """Run ``reader``; an exception it lets escape costs this file, not the worker."""
     try:
         return reader(path, settings)
@@ -106,7 +108,7 @@ class _Worker:
 class _Pool:
     settings: Settings
     ctx: Any
-    reader: Reader
+    reader: Reader[Any]
     workers: list[_Worker] = field(default_factory=list)
 
     def start_worker(self) -> _Worker:
@@ -180,19 +182,34 @@ def _failed(path: str, code: ErrorCode, message: str) -> FileOutcome:
     return FileOutcome(path=path, state=FileState.ERROR, code=code, message=message)
 
 
+def start_server() -> None:
+    """Start the fork server of the readers now, without waiting for it.
+
+    Starting it imports the readers in a new interpreter (about 0.1 s); a scan calls
+    this before it walks the folders, so that the two overlap. Without a fork server
+    (platforms that only spawn) this does nothing.
+    """
+    if _context().get_start_method() != "forkserver":  # pragma: no cover
+        return
+    from multiprocessing import forkserver
+
+    with _main_module_hidden():
+        forkserver.ensure_running()
+
+
 def _context() -> Any:
     if "forkserver" not in multiprocessing.get_all_start_methods():  # pragma: no cover
         return multiprocessing.get_context("spawn")
     # forkserver: workers fork from a clean server process, not from a parent that
     # may hold threads (progress bars) or database connections.
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["dicomsieve.scan.read"])
+    ctx.set_forkserver_preload(["dicomsieve.scan.scanner"])
     return ctx
 
 
 def read_in_workers(
-    paths: Iterable[str], settings: Settings, reader: Reader = read_file
-) -> Iterator[list[FileOutcome]]:
+    paths: Iterable[str], settings: Settings, reader: Reader[R]
+) -> Iterator[Sequence[R | FileOutcome]]:
     """Read ``paths`` in worker processes; yield outcomes in batches, in no set order.
 
     Every path yields exactly one outcome, whatever happens to the workers.
@@ -205,7 +222,9 @@ def read_in_workers(
         Worker count, batch size, time and memory limits.
     reader
         The function run on each path in a worker (a module-level function, so that
-        it can be sent to the workers). Tests pass readers that crash or hang.
+        it can be sent to the workers), such as :func:`read_file`. A file whose worker
+        crashes or hangs gets a :class:`FileOutcome` with an error code instead. Tests
+        pass readers that crash or hang.
     """
     pending: deque[list[str]] = deque()
     source = iter(paths)
@@ -254,7 +273,7 @@ def read_in_workers(
             for worker in busy:
                 if worker.conn in ready:
                     try:
-                        results: list[FileOutcome] = worker.conn.recv()
+                        results: list[R | FileOutcome] = worker.conn.recv()
                     except (EOFError, OSError):
                         yield from _lost_worker(pool, worker, pending, ErrorCode.WORKER_CRASH)
                         continue

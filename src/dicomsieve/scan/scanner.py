@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from dicomsieve.codes import ErrorCode, FileState
-from dicomsieve.index.store import FileRow, Index
+from dicomsieve.index.store import FileRow, Index, PreparedOutcome, prepare_outcome
 from dicomsieve.model import FileOutcome
-from dicomsieve.scan.pool import read_in_workers
+from dicomsieve.scan.pool import read_in_workers, start_server
+from dicomsieve.scan.read import read_file
 from dicomsieve.scan.walk import Candidate, walk
 from dicomsieve.settings import Settings
 
@@ -93,6 +94,11 @@ class ScanSummary:
         }
 
 
+def read_for_index(path: str, settings: Settings) -> PreparedOutcome:
+    """What a scan's reader processes run: :func:`read_file`, prepared for the index."""
+    return prepare_outcome(read_file(path, settings))
+
+
 def _unchanged(candidate: Candidate, known: FileRow | None) -> bool:
     if known is None or known.state == FileState.MISSING or known.state == FileState.IGNORED:
         return False
@@ -138,6 +144,7 @@ def scan(
     """
     settings = settings or Settings()
     started = time.monotonic()
+    start_server()
     roots = [os.path.abspath(os.fspath(p)) for p in paths]
     run_id = index.begin_scan(roots)
     known = index.known_files(roots)
@@ -156,7 +163,7 @@ def scan(
             to_read.append(item.path)
     summary.total = len(seen)
 
-    def write(batch: list[FileOutcome]) -> None:
+    def write(batch: Sequence[FileOutcome | PreparedOutcome]) -> None:
         for outcome in index.write_outcomes(run_id, batch):
             summary.add(outcome)
         if progress is not None:
@@ -164,7 +171,7 @@ def scan(
 
     for start in range(0, len(direct), 1000):
         write(direct[start : start + 1000])
-    for results in read_in_workers(to_read, settings):
+    for results in read_in_workers(to_read, settings, read_for_index):
         write(results)
     gone = [
         row.id for path, row in known.items() if path not in seen and row.state != FileState.MISSING
