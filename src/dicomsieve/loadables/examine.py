@@ -203,9 +203,9 @@ def _build(draft: Draft, series_uid: str, settings: Settings) -> tuple[Draft, Lo
             ExamineWarning(
                 WarningCode.MOSAIC_NOT_SPLIT,
                 Level.WARNING,
-                "UIH VFRAME image without a readable private header (creator 'Image Private "
-                "Header', group 0065): the number and positions of its tiles are unknown, so "
-                "shape and affine describe the whole image",
+                "UIH VFRAME image whose private header (creator 'Image Private Header', "
+                "group 0065) cannot be read or does not place its tiles: the tiles cannot be "
+                "separated, so shape and affine describe the whole image",
             )
         )
     if kind is LoadableKind.SEQUENCE:

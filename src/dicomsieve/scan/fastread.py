@@ -371,9 +371,25 @@ def decode_raw(
 ) -> object | None:
     """Normalize one value that another reader left as bytes, as this reader would.
 
-    ``spec`` is what the spec wants of ``tag`` (``None`` for a value, a nested spec for
-    a sequence, whose bytes are parsed as implicit VR little endian items, as a
-    sequence written as UN is). Returns ``None`` when the bytes do not parse.
+    Parameters
+    ----------
+    tag, vr
+        The element and the VR this reader knows it by.
+    raw
+        The value's bytes.
+    spec
+        What the spec wants of ``tag``: ``None`` for a value, a nested spec for a
+        sequence, whose bytes are parsed as implicit VR little endian items (as a
+        sequence written as UN holds them).
+    little
+        Byte order of binary values.
+    codec
+        Python codec of the character set; ``None`` for ISO 2022 sets.
+
+    Returns
+    -------
+    object or None
+        The normalized value, ``None`` when the bytes do not parse.
     """
     try:
         if isinstance(spec, dict):

@@ -77,10 +77,20 @@ def creator_blocks(
 ) -> dict[tuple[int, str], int]:
     """Which block each private creator owns in one object, for the given groups.
 
-    ``tree`` maps tags to normalized values (a tuple of strings for a creator, see
-    :mod:`dicomsieve.scan.tags`). Returns ``{(group, creator): block}``; when a creator
-    appears in two blocks of a group (which the standard does not allow), the lower
-    block wins, whatever the order of ``tree``.
+    Parameters
+    ----------
+    tree
+        Tags to normalized values (a tuple of strings for a creator, see
+        :mod:`dicomsieve.scan.tags`).
+    groups
+        The private groups to look at.
+
+    Returns
+    -------
+    dict
+        ``{(group, creator): block}``. When a creator appears in two blocks of a group
+        (which the standard does not allow), the lower block wins, whatever the order of
+        ``tree``.
     """
     found: dict[tuple[int, str], int] = {}
     for tag, value in tree.items():
