@@ -720,36 +720,6 @@ KNOWN_DIFFERENCES: dict[str, tuple[KnownDifference, ...]] = {
             count=2,
         ),
     ),
-    "dcm_qa_fmap/In/GE/6_CV_Neuro": (
-        _d(
-            "GE_6_CV_Neuro_HH_Adv",
-            "OPEN, dcm2niix is better here: GE marks magnitude and field map (Hz) only in"
-            " private tags, which dicomsieve does not read; it offers a 2-point sequence with"
-            " REPEATS_BY_ORDER instead of two volumes",
-        ),
-        _d(
-            "GE_6_CV_Neuro_HH_Adv_fieldmaphz",
-            "OPEN, dcm2niix is better here: the field map half of the same series (see above)",
-        ),
-        _s(
-            "S6 sequence 128x128x16x2",
-            "magnitude and field map as two time points by InstanceNumber order, flagged"
-            " REPEATS_BY_ORDER (same voxel grid as dcm2niix's two outputs)",
-        ),
-    ),
-    "dcm_qa_uih/In/DTI_134434/dti_tra_dir16_AP_SaveBySlc__140028": (
-        _d(
-            "dti_tra_dir16_AP_9_134431",
-            "OPEN, dcm2niix is better here: UIH VFRAME images keep their tile layout and"
-            " geometry in private tags, which dicomsieve does not read",
-        ),
-        _s(
-            "S9 image 320x256x1",
-            "an MR image without ImagePositionPatient cannot be placed: offered, not selected,"
-            " MISSING_GEOMETRY (error)",
-            count=17,
-        ),
-    ),
     "dcm_qa_philips_enh/In/enh": (
         _s("S2001 unsupported", _NO_PIXELS.format(what="the Philips Raw Data Storage object")),
     ),

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset
 from pydicom.uid import (
     CTImageStorage,
     DeflatedExplicitVRLittleEndian,
@@ -260,3 +262,17 @@ BAD_CASES: tuple[BadCase, ...] = (
         ("SEC_EXECUTABLE_PREAMBLE",),
     ),
 )
+
+
+def un_sequence(ds: pydicom.Dataset, tag: int) -> None:
+    """Re-encode the sequence ``tag`` as UN of defined length, as some archives do: its
+    items in implicit VR little endian."""
+    raw = b""
+    for item in ds[tag].value:
+        fp = DicomBytesIO()
+        fp.is_little_endian, fp.is_implicit_VR = True, True
+        write_dataset(fp, item)
+        body = fp.getvalue()
+        raw += struct.pack("<HHI", 0xFFFE, 0xE000, len(body)) + body
+    del ds[tag]
+    ds.add_new(tag, "UN", raw)

@@ -11,13 +11,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pydicom
 import pydicom.data
 import pytest
 
+from dicom_bytes import un_sequence
+from dicomsieve import synthetic as syn
 from dicomsieve.model import InstanceRecord
 from dicomsieve.scan.fastread import Fallback, ReadFailure, Window, parse_header
 from dicomsieve.scan.pydread import read_with_pydicom
-from dicomsieve.scan.read import sniff
+from dicomsieve.scan.read import read_file, sniff
 from dicomsieve.scan.record import build_instance
 from dicomsieve.settings import Settings
 
@@ -94,3 +97,37 @@ def test_agrees_with_pydicom_on_shared_data(shared_data_plain: Path) -> None:
         total += counts["compared"]
         assert counts["fallback"] == 0, f"{folder.name}: {counts}"
     assert total >= 1500
+
+
+def test_agrees_with_pydicom_on_vendor_private_elements(tmp_path: Path) -> None:
+    """GE and UIH private elements, in another block than 0x10 (behind a decoy creator
+    for GE), in every transfer syntax, and a UIH sequence written as UN: the readers
+    agree, and the values are found through their creator."""
+    for syntax in syn.TRANSFER_SYNTAXES:
+        for block in (0x10, 0x2A):
+            folder = tmp_path / f"{syntax}-{block:x}"
+            syn.write_series(
+                syn.ge_field_map(private_block=block), folder / "ge", transfer_syntax=syntax
+            )
+            syn.write_series(
+                syn.uih_vframe_dwi(private_block=block), folder / "uih", transfer_syntax=syntax
+            )
+    un = syn.uih_vframe_dwi(series_number=10, private_block=0x31)
+    for ds in un:
+        un_sequence(ds, 0x00653151)
+    syn.write_series(un, tmp_path / "un")
+    counts = _check_folder(tmp_path, Settings())
+    assert counts == {"compared": 16 * 8 + 4 * 8 + 4, "fallback": 0, "refused": 0}
+    settings = Settings()
+    for path in sorted(tmp_path.rglob("*.dcm")):
+        record = read_file(str(path), settings).instance
+        assert record is not None
+        if "uih" in path.parts or "un" in path.parts:
+            assert record.mosaic_slices == 6, path
+            assert record.mosaic_grid == (2, 3), path
+            assert record.mosaic_positions is not None
+            assert len(record.mosaic_positions) == 6
+            assert record.diffusion_b_value in (0.0, 1000.0)
+        else:
+            expected = "field map" if (record.instance_number or 0) <= 8 else "magnitude"
+            assert record.private_image_type == expected, path

@@ -334,3 +334,56 @@ def test_4d_series(
     assert [(lo.kind, lo.shape) for lo in result.loadables] == [("sequence", shape)]
     assert len(result.pairs) == 1
     assert not result.unmatched_ref
+
+
+# --------------------------------------------------------------------------- vendor private
+
+
+def test_ge_field_map_and_magnitude(conformance: dict[str, CaseResult]) -> None:
+    """GE B0map: 32 files, ImageType ORIGINAL\\PRIMARY\\OTHER and PrivateImageType 0 on
+    all; the pulse sequence (B0rf/B0map) and LocationsInAcquisition 16 make instances
+    1-16 the field map (Hz, signed) and 17-32 the magnitude, as dcm2niix splits them."""
+    result = result_of(conformance, "dcm_qa_fmap/In/GE/6_CV_Neuro")
+    assert [(lo.kind, lo.shape, lo.selected) for lo in result.loadables] == [
+        ("volume", (128, 128, 16), True)
+    ] * 2
+    by_name = {lo.name: lo for lo in result.loadables}
+    assert set(by_name) == {"B0map [field map]", "B0map [magnitude]"}
+    field_map, magnitude = by_name["B0map [field map]"], by_name["B0map [magnitude]"]
+    assert "field map images (split by GE private image type)" in str(field_map.raw["reason"])
+    assert "magnitude images (split by GE private image type)" in str(magnitude.raw["reason"])
+    for lo, numbers in ((field_map, range(1, 17)), (magnitude, range(17, 33))):
+        assert lo.warning_codes == ()
+        found = {int(read(f, "InstanceNumber").InstanceNumber) for f in lo.files}
+        assert found == set(numbers), lo.name
+    assert {p.ref.name: p.ours.name for p in result.pairs} == {
+        "GE_6_CV_Neuro_HH_Adv": "B0map [magnitude]",
+        "GE_6_CV_Neuro_HH_Adv_fieldmaphz": "B0map [field map]",
+    }
+    assert not result.unmatched_ref
+    assert not result.unmatched_ours
+
+
+def test_uih_vframe_dwi(conformance: dict[str, CaseResult]) -> None:
+    """UIH VFRAME DWI: 17 files of 320x256, each 20 tiles of 64x64 in 4 rows of 5, placed
+    by the tile positions of the private header (no ImagePositionPatient): one 4D
+    sequence, b = 0 first, on dcm2niix's grid in world space."""
+    result = result_of(conformance, "dcm_qa_uih/In/DTI_134434/dti_tra_dir16_AP_SaveBySlc__140028")
+    assert [(lo.kind, lo.shape, lo.selected) for lo in result.loadables] == [
+        ("sequence", (64, 64, 20, 17), True)
+    ]
+    (seq,) = result.loadables
+    assert seq.warning_codes == ()
+    assert seq.raw["mosaic_slices"] == 20
+    numbers = [int(read(f, "InstanceNumber").InstanceNumber) for f in seq.files]
+    assert numbers == list(range(1, 18)), "b = 0 (instance 1) first, then in time order"
+    assert [p.ref.name for p in result.pairs] == ["dti_tra_dir16_AP_9_134431"]
+    (pair,) = result.pairs
+    assert pair.axes is not None
+    assert pair.axes.max_distance_mm < 0.01
+    affine = seq.affine_lps
+    assert affine is not None
+    sequence = pydicom.dcmread(seq.files[0], stop_before_pixels=True)[0x00651051].value
+    for k, item in enumerate(sequence):
+        placed = (affine @ np.array([0.0, 0.0, k, 1.0]))[:3]
+        assert np.allclose(placed, [float(v) for v in item.ImagePositionPatient], atol=1e-3)

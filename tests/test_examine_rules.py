@@ -248,6 +248,15 @@ def assert_invariants(instances: Sequence[SourceInstance], examination: Examinat
                 assert lo.shape == (), lo.name
                 continue
             record = by_path[lo.slices[0].path].record
+            if lo.mosaic_slices is not None:  # each slice reference is a whole mosaic
+                assert lo.shape[2] == lo.mosaic_slices == record.mosaic_slices, lo.name
+                assert record.columns is not None, lo.name
+                assert record.rows is not None, lo.name
+                assert record.columns % lo.shape[0] == 0, lo.name
+                assert record.rows % lo.shape[1] == 0, lo.name
+                time_points = lo.shape[3] if lo.kind is LoadableKind.SEQUENCE else 1
+                assert len(lo.slices) == time_points, lo.name
+                continue
             assert lo.shape[:2] == (record.columns, record.rows), f"{lo.name}: (columns, rows)"
             if lo.kind is LoadableKind.SEQUENCE:
                 assert len(lo.shape) == 4, lo.name
@@ -793,6 +802,97 @@ def test_incomplete_sequence(tmp_path: Path) -> None:
     _paths, series = write_and_examine(images, tmp_path)
     assert of_kind(series, LoadableKind.SEQUENCE), kinds(series)
     assert WarningCode.INCOMPLETE_SEQUENCE in all_codes(series)
+
+
+# --- Vendor private elements: GE field map, UIH VFRAME ----------------------------------
+
+
+@pytest.mark.parametrize("block", [0x10, 0x2A], ids=["block10", "block2A-behind-a-decoy"])
+def test_ge_field_map_and_magnitude_are_two_volumes(tmp_path: Path, block: int) -> None:
+    """GE's B0map: ImageType OTHER on both halves, one acquisition time; the private
+    elements (found through their creator) make the field map and the magnitude."""
+    images = syn.ge_field_map(slices=6, rows=12, columns=12, private_block=block)
+    paths, series = write_and_examine(images, tmp_path)
+    assert kinds(series) == ["volume", "volume"]
+    by_type = {lo.name.rsplit("[", 1)[1].rstrip("]"): lo for lo in series.loadables}
+    assert set(by_type) == {"field map", "magnitude"}
+    assert by_type["field map"].files == tuple(paths[:6])  # InstanceNumber 1-6, by position
+    assert by_type["magnitude"].files == tuple(paths[6:])
+    for kind, lo in by_type.items():
+        assert lo.selected, lo.name
+        assert lo.shape == (12, 12, 6)
+        assert lo.warnings == (), lo.name
+        assert f"{kind} images (split by GE private image type)" in lo.reason
+    assert by_type["field map"].affine_lps == by_type["magnitude"].affine_lps
+
+
+def test_ge_field_map_without_private_elements_repeats_by_order(tmp_path: Path) -> None:
+    images = syn.ge_field_map(slices=4, rows=12, columns=12, private_elements=False)
+    _paths, series = write_and_examine(images, tmp_path)
+    assert kinds(series) == ["sequence"]
+    assert WarningCode.REPEATS_BY_ORDER in all_codes(series)
+
+
+def _tile_positions(ds: Dataset) -> list[Vec]:
+    (sequence,) = [e for e in ds if e.VR == "SQ" and e.tag.group == 0x0065]
+    return [vec(float(v) for v in item.ImagePositionPatient) for item in sequence.value]
+
+
+@pytest.mark.parametrize(
+    "orientation",
+    [syn.AXIAL, syn.rotate_orientation(syn.AXIAL, axis="x", degrees=17.0)],
+    ids=["axial", "oblique"],
+)
+@pytest.mark.parametrize("slices", [6, 7, 9])
+def test_uih_vframe_is_a_sequence_of_tiled_volumes(
+    tmp_path: Path, slices: int, orientation: syn.Orientation
+) -> None:
+    """Tiles in a grid of ceil(sqrt(n)) columns and ceil(n / columns) rows, placed by the
+    tile positions of the private header; one file per b-value and direction."""
+    images = syn.uih_vframe_dwi(
+        slices=slices, rows=10, columns=10, directions=3, orientation=orientation
+    )
+    paths, series = write_and_examine(images, tmp_path)
+    assert kinds(series) == ["sequence"]
+    (seq,) = series.loadables
+    assert seq.selected
+    assert seq.warnings == ()
+    assert seq.shape == (10, 10, slices, 4)
+    assert seq.mosaic_slices == slices
+    assert seq.files == tuple(paths), "b = 0 first, then the directions in time order"
+    assert "diffusion b-value and gradient" in seq.reason
+    assert "UIH VFRAME" in seq.reason
+    assert seq.affine_lps is not None
+    affine = np.array(seq.affine_lps)
+    row, col = vec(orientation[:3]), vec(orientation[3:])
+    np.testing.assert_allclose(affine[:3, 0], row * 3.5, atol=1e-6)
+    np.testing.assert_allclose(affine[:3, 1], col * 3.5, atol=1e-6)
+    for k, position in enumerate(_tile_positions(images[0])):
+        np.testing.assert_allclose(affine @ [0, 0, k, 1], [*position, 1.0], atol=1e-3)
+    assert seq.spacing == pytest.approx((3.5, 3.5, 4.2), abs=1e-4)
+
+
+def test_uih_vframe_tiles_out_of_line_warn(tmp_path: Path) -> None:
+    images = syn.uih_vframe_dwi(slices=6, rows=10, columns=10, directions=1)
+    for ds in images:
+        (sequence,) = [e for e in ds if e.VR == "SQ" and e.tag.group == 0x0065]
+        item = sequence.value[3]
+        x, y, z = (float(v) for v in item.ImagePositionPatient)
+        item.ImagePositionPatient = [x, y, z + 1.5]  # tile 4 is 1.5 mm off its place
+    _paths, series = write_and_examine(images, tmp_path)
+    (seq,) = series.loadables
+    assert codes(seq.warnings) == {WarningCode.UNEQUAL_SPACING}
+    assert any(has_number(w.message, 1.5) for w in seq.warnings)
+
+
+def test_uih_vframe_without_private_header_is_not_placed(tmp_path: Path) -> None:
+    images = syn.uih_vframe_dwi(slices=6, rows=10, columns=10, private_elements=False)
+    _paths, series = write_and_examine(images, tmp_path)
+    assert kinds(series) == ["image"] * len(images)
+    for lo in series.loadables:
+        assert not lo.selected
+        assert lo.shape == (30, 20, 1)
+        assert {WarningCode.MOSAIC_NOT_SPLIT, WarningCode.MISSING_GEOMETRY} <= codes(lo.warnings)
 
 
 # --- Enhanced multi-frame ---------------------------------------------------------------

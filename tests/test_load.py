@@ -386,6 +386,35 @@ def test_4d_sequence_puts_each_time_point_in_place(tmp_path: Path) -> None:
         assert not np.array_equal(volume.array[..., 0], volume.array[..., t]), t
 
 
+@pytest.mark.parametrize(("slices", "grid"), [(6, (2, 3)), (7, (3, 3)), (10, (3, 4))])
+def test_uih_vframe_tiles_are_cut_row_by_row(
+    tmp_path: Path, slices: int, grid: tuple[int, int]
+) -> None:
+    """A UIH VFRAME grid has ceil(n / c) rows of c = ceil(sqrt(n)) tiles: each tile goes
+    to its slice, each file to its time point, and the affine puts slice k at the
+    position the private header gives tile k."""
+    images = syn.uih_vframe_dwi(slices=slices, rows=8, columns=6, directions=2, orientation=OBLIQUE)
+    lo, volume = write_and_load(images, tmp_path)
+    assert lo.kind is LoadableKind.SEQUENCE
+    assert volume.array.shape == (6, 8, slices, 3) == lo.shape
+    grid_rows, grid_columns = grid
+    for t, ref in enumerate(lo.slices):
+        mosaic = stored(ref.path)
+        assert mosaic.shape == (grid_rows * 8, grid_columns * 6)
+        for k in range(slices):
+            r0, c0 = (k // grid_columns) * 8, (k % grid_columns) * 6
+            tile = mosaic[r0 : r0 + 8, c0 : c0 + 6]
+            np.testing.assert_array_equal(volume.array[:, :, k, t], tile.T)
+    header = pydicom.dcmread(lo.slices[0].path)
+    (sequence,) = [e for e in header if e.VR == "SQ" and e.tag.group == 0x0065]
+    for k, item in enumerate(sequence.value):
+        expected = [float(v) for v in item.ImagePositionPatient]
+        np.testing.assert_allclose(volume.affine_lps @ [0, 0, k, 1], [*expected, 1.0], atol=1e-3)
+    assert volume.metadata["dicomsieve"]["mosaic_slices"] == slices
+    # b = 0 is brighter than the diffusion-weighted volumes: the time points differ.
+    assert volume.array[..., 0].sum() > volume.array[..., 1].sum()
+
+
 def _reorder_frames(obj: Dataset, order: Sequence[int]) -> Dataset:
     """Frame f of the result is frame ``order[f]`` of ``obj`` (groups and pixels alike)."""
     frames = np.asarray(obj.pixel_array)

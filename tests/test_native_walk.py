@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
+from dicom_bytes import un_sequence
 from dicomsieve import synthetic
 from dicomsieve.scan import fastread
 from dicomsieve.scan.fastread import Fallback, ReadFailure, Window, parse_header
@@ -138,10 +139,16 @@ def _decode_both(raw: dict[int, object], little: bool) -> None:
 
 def _generated(transfer_syntax: str, tmp: Path) -> list[tuple[bytes, int, bool, bool]]:
     """Files in one encoding: (bytes, dataset offset, little endian, explicit VR)."""
+    un = synthetic.uih_vframe_dwi(slices=2, rows=8, columns=8, directions=1, private_block=0x31)[:2]
+    for ds in un:
+        un_sequence(ds, 0x00653151)  # UIH's private sequence written as UN
     datasets = [
         *synthetic.enhanced_mr(slices=3, echoes=2, rows=8, columns=8),
         *synthetic.mr_multi_echo(slices=2, echoes=2, rows=8, columns=8),
         *synthetic.ct_volume(slices=2, rows=8, columns=8),
+        *synthetic.ge_field_map(slices=2, rows=8, columns=8, private_block=0x2A)[:3],
+        *synthetic.uih_vframe_dwi(slices=2, rows=8, columns=8, directions=1)[:2],
+        *un,
     ]
     paths = synthetic.write_series(datasets, tmp, transfer_syntax=transfer_syntax)
     out = []

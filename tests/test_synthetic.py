@@ -52,6 +52,8 @@ BUILDERS: dict[str, Builder] = {
     ),
     "secondary_capture_rgb": lambda: syn.secondary_capture_rgb(rows=20, columns=30),
     "non_image_sr": lambda: syn.non_image_sr(),
+    "ge_field_map": lambda: syn.ge_field_map(slices=3, rows=16, columns=16, private_block=0x21),
+    "uih_vframe_dwi": lambda: syn.uih_vframe_dwi(slices=5, rows=8, columns=8, directions=2),
 }
 CLASSIC_IMAGES = [
     "ct_volume",
@@ -64,6 +66,7 @@ CLASSIC_IMAGES = [
     "mr_multi_echo",
     "mr_4d",
     "mr_three_plane_scout",
+    "ge_field_map",
 ]
 COMMON = [
     "PatientName",
@@ -167,6 +170,53 @@ def test_classic_images_have_the_header_elements(name: str) -> None:
             assert keyword in ds, keyword
         assert ds.SOPClassUID in (CTImageStorage, MRImageStorage)
         assert len(ds.PixelData) == ds.Rows * ds.Columns * 2
+
+
+def test_ge_field_map_private_elements_sit_in_their_creators_block() -> None:
+    images = syn.ge_field_map(slices=3, rows=16, columns=16, private_block=0x21)
+    assert [int(ds.InstanceNumber) for ds in images] == list(range(1, 7))
+    for n, ds in enumerate(images, start=1):
+        assert ds[0x00430021].value == "GEMS_PARM_01"
+        assert ds[0x0043212F].value == 0
+        assert ds[0x00432130].value == (0 if n <= 3 else 2)
+        assert ds[0x00190021].value == "GEMS_ACQU_01"
+        assert ds[0x0019219E].value == "B0map"
+        assert ds[0x0021214F].value == 3
+        assert int(ds.ImagesInAcquisition) == 6
+        assert list(ds.ImageType) == ["ORIGINAL", "PRIMARY", "OTHER"]
+        # The decoy creator owns block 0x10 with misleading values.
+        assert ds[0x0043102F].value == 1
+    field_map, magnitude = images[0].pixel_array, images[3].pixel_array
+    assert field_map.min() < 0 < field_map.max()  # Hz, signed
+    assert magnitude.min() >= 0
+    np.testing.assert_array_equal(
+        vec(images[0].ImagePositionPatient), vec(images[3].ImagePositionPatient)
+    )
+    with pytest.raises(ConfigError):
+        syn.ge_field_map(private_block=0x100)
+
+
+@pytest.mark.parametrize(("slices", "grid"), [(4, (2, 2)), (5, (2, 3)), (20, (4, 5))])
+def test_uih_vframe_tiles_and_private_header(slices: int, grid: tuple[int, int]) -> None:
+    images = syn.uih_vframe_dwi(slices=slices, rows=8, columns=6, directions=2, b_value=800.0)
+    assert len(images) == 3
+    for v, ds in enumerate(images):
+        assert "ImagePositionPatient" not in ds
+        assert list(ds.ImageType) == ["ORIGINAL", "PRIMARY", "M", "VFRAME"]
+        assert (ds.Rows, ds.Columns) == (grid[0] * 8, grid[1] * 6)
+        assert ds[0x00650010].value == "Image Private Header"
+        assert int(ds[0x00651050].value) == slices
+        positions = [vec(item.ImagePositionPatient) for item in ds[0x00651051].value]
+        assert len(positions) == slices
+        steps = np.diff(positions, axis=0) @ normal(ds)
+        np.testing.assert_allclose(steps, 4.2, atol=1e-3)
+        assert ds[0x00651009].value == (0.0 if v == 0 else 800.0)
+        gradient = vec(ds[0x00651037].value)
+        assert float(np.linalg.norm(gradient)) == pytest.approx(0.0 if v == 0 else 1.0)
+    unused = images[0].pixel_array[(grid[0] - 1) * 8 :, (slices % grid[1] or grid[1]) * 6 :]
+    assert not unused.any()
+    with pytest.raises(ConfigError):
+        syn.uih_vframe_dwi(directions=0)
 
 
 def test_phantom_slices_differ() -> None:

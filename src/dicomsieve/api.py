@@ -37,7 +37,7 @@ __all__ = [
     "examine_index",
 ]
 
-EXAMINE_RULES_VERSION = "2"
+EXAMINE_RULES_VERSION = "3"
 """Bumped whenever the rules change what examine produces; stored results of an older
 version are recomputed."""
 

@@ -163,7 +163,8 @@ class WarningCode(StrEnum):
     NO_PIXEL_DATA = "NO_PIXEL_DATA"
     """An object without pixel data (or without Rows and Columns)."""
     MOSAIC_NOT_SPLIT = "MOSAIC_NOT_SPLIT"
-    """A Siemens mosaic: each image holds a grid of slices that examine does not separate."""
+    """A mosaic (Siemens MOSAIC, UIH VFRAME) whose private header cannot be read: each image
+    holds a grid of slices that examine does not separate."""
 
 
 class LoadErrorCode(StrEnum):

@@ -151,9 +151,22 @@ class InstanceRecord:
     pixel_data: PixelDataInfo | None = None
     frames: tuple[FrameRecord, ...] = ()
     mosaic_slices: int | None = None
-    """Siemens mosaic: how many tiles hold slices (from the CSA image header)."""
+    """A mosaic (Siemens MOSAIC, UIH VFRAME): how many tiles hold slices, from the Siemens
+    CSA image header or UIH's private (0065,xx50)."""
     slice_normal: Floats | None = None
     """Siemens mosaic: the direction slices are stacked in (CSA SliceNormalVector)."""
+    private_image_type: str | None = None
+    """What the image holds by vendor private elements, where ImageType does not say it:
+    ``magnitude``, ``phase``, ``real``, ``imaginary`` or ``field map`` (GE, see
+    :mod:`dicomsieve.scan.ge`)."""
+    mosaic_grid: tuple[int, int] | None = None
+    """A mosaic's grid of tiles, (rows, columns), filled row by row from the top left:
+    ``ceil(sqrt(n))`` each way for Siemens, ``ceil(n / c)`` rows of ``c = ceil(sqrt(n))``
+    for UIH. ``None`` with ``mosaic_slices`` set: a Siemens mosaic indexed before the grid
+    was recorded."""
+    mosaic_positions: tuple[Floats, ...] | None = None
+    """UIH VFRAME: ImagePositionPatient of each tile, in tile order (the object itself has
+    none)."""
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # Sent from worker processes by the thousand: positional values pickle and load

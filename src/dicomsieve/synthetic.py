@@ -85,6 +85,7 @@ __all__ = [
     "ct_volume",
     "derive_uid",
     "enhanced_mr",
+    "ge_field_map",
     "localizer",
     "main",
     "make_bench",
@@ -99,6 +100,7 @@ __all__ = [
     "oblique_ct_with_localizer",
     "rotate_orientation",
     "secondary_capture_rgb",
+    "uih_vframe_dwi",
     "write_raw_dataset",
     "write_series",
 ]
@@ -1247,6 +1249,233 @@ def mr_4d(
         temporal_resolution=temporal_resolution,
         references=references,
     )
+
+
+# --- Vendor private elements --------------------------------------------------------------
+
+_GE_MANUFACTURER: Final = "GE MEDICAL SYSTEMS"
+_UIH_MANUFACTURER: Final = "UIH"
+_UIH_CREATOR: Final = "Image Private Header"
+
+
+def _private(ds: Dataset, group: int, creator: str, block: int) -> int:
+    """Write ``creator`` into (group, 00``block``) and return the block's first tag."""
+    ds.add_new(group << 16 | block, "LO", creator)
+    return group << 16 | block << 8
+
+
+def ge_field_map(
+    *,
+    study: StudySpec = DEFAULT_STUDY,
+    series_number: int = 6,
+    series_description: str = "B0map",
+    series_uid: str | None = None,
+    slices: int = 8,
+    rows: int = 32,
+    columns: int = 32,
+    pixel_spacing: tuple[float, float] = (3.75, 3.75),
+    slice_spacing: float = 9.0,
+    orientation: Orientation = AXIAL,
+    origin: Vec3 | None = None,
+    private_block: int = 0x10,
+    private_elements: bool = True,
+) -> list[Dataset]:
+    """A GE direct field map: the field map (Hz) and the magnitude in one series.
+
+    As GE's B0map writes it: ``slices`` field map images (InstanceNumber 1 to
+    ``slices``), then ``slices`` magnitude images at the same positions, all with
+    ImageType ORIGINAL\\PRIMARY\\OTHER and the same acquisition time, so that only GE's
+    private elements tell the two volumes apart: PrivateImageType (0043,xx2F) 0 on both,
+    the pulse sequence names B0rf and B0map (0019,xx9C and xx9E), LocationsInAcquisition
+    (0021,xx4F) = ``slices``, and ImagesInAcquisition (0020,1002) = 2 x ``slices``.
+
+    Parameters
+    ----------
+    study, series_number, series_description, series_uid
+        As for :func:`ct_volume`.
+    slices, rows, columns, pixel_spacing, slice_spacing, orientation, origin
+        Stack geometry, as for :func:`ct_volume`.
+    private_block
+        The block (0x10 to 0xFF) the GE private creators reserve; another vendor's
+        creator takes block 0x10 when this is not 0x10, with misleading values in the
+        elements a reader trusting fixed tags would read.
+    private_elements
+        Write the GE private elements at all.
+
+    Returns
+    -------
+    list of Dataset
+        Field map images in slice order, then magnitude images. The field map holds
+        signed Hz values, the magnitude the MR phantom; both signed 16-bit.
+    """
+    _check_matrix(slices=slices, rows=rows, columns=columns)
+    if not 0x10 <= private_block <= 0xFF:
+        raise ConfigError(f"a private block is 0x10 to 0xFF, got {private_block:#x}")
+    planes = _stack(
+        orientation,
+        slices=slices,
+        rows=rows,
+        columns=columns,
+        pixel_spacing=pixel_spacing,
+        slice_spacing=slice_spacing,
+        origin=origin,
+    )
+    series = _series(study, series_uid, series_number, series_description, "MR", MRImageStorage)
+    params = _MrParams(4.6, 1, 10.0, 15.0, "B0map", "2D", scanning_sequence="RM")
+    out: list[Dataset] = []
+    for half, s in itertools.product(("field map", "magnitude"), range(slices)):
+        ds = _new_image(
+            series,
+            sop_uid=derive_uid(series.uid, "ge-b0map", half, str(s)),
+            instance_number=len(out) + 1,
+            acquisition_number=1,
+            image_type=("ORIGINAL", "PRIMARY", "OTHER"),
+            time_s=0.0,
+        )
+        ds.Manufacturer = _GE_MANUFACTURER
+        _set_plane(ds, planes[s], pixel_spacing, slice_spacing)
+        _set_mr(ds, params, spacing_between=slice_spacing, columns=columns, rows=rows)
+        ds.ImagesInAcquisition = 2 * slices
+        if private_elements:
+            _ge_private(ds, slices=slices, magnitude=half == "magnitude", block=private_block)
+        points = planes[s].points(rows, columns, pixel_spacing)
+        if half == "field map":
+            hz = 0.8 * points[..., 0] - 0.5 * points[..., 1] + 0.3 * points[..., 2]
+            stored = np.where(_labels(points) > 0, np.rint(hz), 0).astype(np.int32)
+        else:
+            stored = _mr_stored(points, echo_time=params.echo_time)
+        _set_mono_pixels(ds, stored, bits_stored=16, signed=True)
+        out.append(ds)
+    return out
+
+
+def _ge_private(ds: Dataset, *, slices: int, magnitude: bool, block: int) -> None:
+    if block != 0x10:
+        # A decoy: another creator owns block 0x10, with values a fixed-tag reader would
+        # take for GE's (a phase image type, a field map pulse sequence).
+        decoy = _private(ds, 0x0043, "DICOMSIEVE DECOY 1", 0x10)
+        ds.add_new(decoy | 0x2F, "SS", 1)
+        decoy = _private(ds, 0x0019, "DICOMSIEVE DECOY 2", 0x10)
+        ds.add_new(decoy | 0x9E, "LO", "B0map")
+        ds.add_new(decoy | 0x9C, "LO", "B0map")
+    acquisition = _private(ds, 0x0019, "GEMS_ACQU_01", block)
+    ds.add_new(acquisition | 0x9C, "LO", "B0rf")
+    ds.add_new(acquisition | 0x9E, "LO", "B0map")
+    relation = _private(ds, 0x0021, "GEMS_RELA_01", block)
+    ds.add_new(relation | 0x4F, "SS", slices)
+    parameters = _private(ds, 0x0043, "GEMS_PARM_01", block)
+    ds.add_new(parameters | 0x2F, "SS", 0)
+    ds.add_new(parameters | 0x30, "SS", 2 if magnitude else 0)
+
+
+def uih_vframe_dwi(
+    *,
+    study: StudySpec = DEFAULT_STUDY,
+    series_number: int = 9,
+    series_description: str = "dti_tra_SaveBySlc",
+    series_uid: str | None = None,
+    slices: int = 6,
+    rows: int = 16,
+    columns: int = 16,
+    pixel_spacing: tuple[float, float] = (3.5, 3.5),
+    slice_spacing: float = 4.2,
+    orientation: Orientation = AXIAL,
+    origin: Vec3 | None = None,
+    b_value: float = 1000.0,
+    directions: int = 3,
+    private_block: int = 0x10,
+    private_elements: bool = True,
+) -> list[Dataset]:
+    """UIH "VFRAME" diffusion images: one file per volume, its slices as tiles.
+
+    As UIH's uMR scanners write them: ImageType ORIGINAL\\PRIMARY\\M\\VFRAME, no
+    ImagePositionPatient, and the private block of the creator "Image Private Header"
+    in group 0065 with the number of tiles (0065,xx50), one item per tile with its
+    ImagePositionPatient (0065,xx51), the b-value (0065,xx09) and the gradient direction
+    (0065,xx37). The tiles fill ``c = ceil(sqrt(slices))`` columns and
+    ``ceil(slices / c)`` rows (6 slices: 3 x 2 tiles, not the 3 x 3 of a Siemens mosaic),
+    row by row from the top left; unused tiles are 0.
+
+    Parameters
+    ----------
+    study, series_number, series_description, series_uid
+        As for :func:`ct_volume`.
+    slices, rows, columns, pixel_spacing, slice_spacing, orientation, origin
+        Geometry of the volume in each file; ``rows`` and ``columns`` are a tile's.
+    b_value, directions
+        One b = 0 file, then ``directions`` files at ``b_value``.
+    private_block
+        The block (0x10 to 0xFF) of the creator "Image Private Header".
+    private_elements
+        Write the private block at all.
+
+    Returns
+    -------
+    list of Dataset
+        One file per volume, b = 0 first; InstanceNumber and ContentTime count up.
+    """
+    _check_matrix(slices=slices, rows=rows, columns=columns)
+    if directions < 1:
+        raise ConfigError(f"directions must be >= 1, got {directions}")
+    if not 0x10 <= private_block <= 0xFF:
+        raise ConfigError(f"a private block is 0x10 to 0xFF, got {private_block:#x}")
+    planes = _stack(
+        orientation,
+        slices=slices,
+        rows=rows,
+        columns=columns,
+        pixel_spacing=pixel_spacing,
+        slice_spacing=slice_spacing,
+        origin=origin,
+    )
+    grid_columns = math.ceil(math.sqrt(slices))
+    grid_rows = math.ceil(slices / grid_columns)
+    series = _series(study, series_uid, series_number, series_description, "MR", MRImageStorage)
+    params = _MrParams(71.5, 1, 5865.0, 90.0, "epi_dti", "2D", scanning_sequence="EP")
+    grids = [plane.points(rows, columns, pixel_spacing) for plane in planes]
+    golden = math.pi * (3.0 - math.sqrt(5.0))
+    gradients = [(0.0, 0.0, 0.0)]
+    for d in range(directions):  # spread over a hemisphere
+        z = -1.0 + (d + 0.5) / directions
+        r = math.sqrt(1.0 - z * z)
+        gradients.append((r * math.cos(golden * d), r * math.sin(golden * d), z))
+    out: list[Dataset] = []
+    for v, gradient in enumerate(gradients):
+        b = 0.0 if v == 0 else b_value
+        ds = _new_image(
+            series,
+            sop_uid=derive_uid(series.uid, "uih-vframe", str(v)),
+            instance_number=v + 1,
+            acquisition_number=1,
+            image_type=("ORIGINAL", "PRIMARY", "M", "VFRAME"),
+            time_s=12.0 * v,
+        )
+        del ds.AcquisitionTime, ds.AcquisitionNumber  # as UIH writes them
+        ds.Manufacturer = _UIH_MANUFACTURER
+        _set_plane(ds, planes[0], pixel_spacing, slice_spacing)
+        del ds.ImagePositionPatient, ds.SliceLocation
+        _set_mr(ds, params, spacing_between=slice_spacing, columns=columns, rows=rows)
+        mosaic = np.zeros((grid_rows * rows, grid_columns * columns), dtype=np.int32)
+        for k, points in enumerate(grids):
+            r0, c0 = (k // grid_columns) * rows, (k % grid_columns) * columns
+            tile = _mr_stored(points, echo_time=params.echo_time, b_value=b)
+            mosaic[r0 : r0 + rows, c0 : c0 + columns] = tile
+        if private_elements:
+            first = _private(ds, 0x0065, _UIH_CREATOR, private_block)
+            ds.add_new(first | 0x50, "DS", str(slices))
+            items = [
+                _item(
+                    AcquisitionTime=_tm(study, series.start_s + 12.0 * v + 0.5 * k),
+                    ImagePositionPatient=_ds_multi(plane.position.tolist()),
+                )
+                for k, plane in enumerate(planes)
+            ]
+            ds.add_new(first | 0x51, "SQ", _seq(*items))
+            ds.add_new(first | 0x09, "FD", b)
+            ds.add_new(first | 0x37, "FD", list(gradient))
+        _set_mono_pixels(ds, mosaic, bits_stored=12, signed=False)
+        out.append(ds)
+    return out
 
 
 def mr_three_plane_scout(

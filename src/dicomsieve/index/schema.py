@@ -80,7 +80,14 @@ _INSTANCE_COLUMNS_V3: Final[tuple[tuple[str, str], ...]] = (
     ("mosaic_slices", "INTEGER"),
     ("slice_normal", "TEXT"),
 )
-INSTANCE_COLUMNS: Final = _INSTANCE_COLUMNS_V1 + _INSTANCE_COLUMNS_V3
+# Added by migration 4: what vendors keep in private elements (GE image type, UIH VFRAME
+# tiles) and the grid of every mosaic.
+_INSTANCE_COLUMNS_V4: Final[tuple[tuple[str, str], ...]] = (
+    ("private_image_type", "TEXT"),
+    ("mosaic_grid", "TEXT"),
+    ("mosaic_positions", "TEXT"),
+)
+INSTANCE_COLUMNS: Final = _INSTANCE_COLUMNS_V1 + _INSTANCE_COLUMNS_V3 + _INSTANCE_COLUMNS_V4
 
 FRAME_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ("frame_number", "INTEGER NOT NULL"),
@@ -221,7 +228,22 @@ _V3: Final = ";\n".join(
     f"ALTER TABLE instances ADD COLUMN {name} {sql_type}" for name, sql_type in _INSTANCE_COLUMNS_V3
 )
 
-MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3)
+# Version 4 also forgets the modification time of the files whose records lack what the
+# readers now find (GE images, UIH VFRAME objects, Siemens mosaics without their CSA
+# values), so that the next scan reads them again instead of skipping them as unchanged.
+_V4: Final = ";\n".join(
+    [
+        *(
+            f"ALTER TABLE instances ADD COLUMN {name} {sql_type}"
+            for name, sql_type in _INSTANCE_COLUMNS_V4
+        ),
+        "UPDATE files SET mtime_ns = NULL WHERE id IN (SELECT file_ref FROM instances "
+        "WHERE UPPER(manufacturer) LIKE 'GE%' OR image_type LIKE '%VFRAME%' "
+        "OR (image_type LIKE '%MOSAIC%' AND mosaic_slices IS NULL))",
+    ]
+)
+
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3, _V4)
 """Migration ``n`` (1-based) takes the schema from version ``n - 1`` to ``n``."""
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)

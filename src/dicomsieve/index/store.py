@@ -241,7 +241,12 @@ def _loads(value: str | None) -> Any:
 
 
 def _to_tuple(value: Any) -> Any:
-    return tuple(value) if isinstance(value, list) else value
+    """JSON lists as tuples, one level of nesting included (tile positions)."""
+    if not isinstance(value, list):
+        return value
+    if value and isinstance(value[0], list):
+        return tuple(tuple(v) if isinstance(v, list) else v for v in value)
+    return tuple(value)
 
 
 def _json_encoder() -> Callable[[object], str]:
@@ -942,6 +947,8 @@ _JSON_COLUMNS: Final = frozenset(
     {
         "image_type",
         "slice_normal",
+        "mosaic_grid",
+        "mosaic_positions",
         "image_position",
         "image_orientation",
         "pixel_spacing",

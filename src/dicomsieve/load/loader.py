@@ -480,10 +480,18 @@ def _place_mosaic(
     out: NDArray[Any], loadable: Loadable, position: int, frame: NDArray[Any], info: _SliceInfo
 ) -> None:
     columns, rows, n = loadable.shape[0], loadable.shape[1], loadable.shape[2]
-    per_side = math.ceil(math.sqrt(n))
+    # Tiles fill the grid row by row; a row holds as many as fit the image's width
+    # (ceil(sqrt(n)) for Siemens and UIH alike).
+    per_row = frame.shape[1] // columns if columns else 0
+    if per_row < 1 or -(-n // per_row) * rows > frame.shape[0]:
+        raise LoadError(
+            LoadErrorCode.INCONSISTENT_SLICES,
+            f"{info.path}: a {frame.shape[1]}x{frame.shape[0]} image cannot hold {n} tiles "
+            f"of {columns}x{rows}",
+        )
     t = position
     for k in range(n):
-        r0, c0 = (k // per_side) * rows, (k % per_side) * columns
+        r0, c0 = (k // per_row) * rows, (k % per_row) * columns
         tile = frame[r0 : r0 + rows, c0 : c0 + columns]
         index: tuple[Any, ...] = (slice(None), slice(None), k)
         if len(loadable.shape) == 4:

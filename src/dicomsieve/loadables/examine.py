@@ -25,6 +25,7 @@ from dicomsieve.loadables.model import (
 )
 from dicomsieve.loadables.slices import flatten
 from dicomsieve.loadables.split import Draft, split_series
+from dicomsieve.model import InstanceRecord
 from dicomsieve.settings import Settings
 
 __all__ = ["CONFIDENCE_PENALTY", "examine_instances", "examine_series"]
@@ -180,10 +181,12 @@ def _build(draft: Draft, series_uid: str, settings: Settings) -> tuple[Draft, Lo
     kind = draft.kind
     shape: tuple[int, ...] = (record.columns or 0, record.rows or 0, len(draft.timepoints[0]))
     affine, spacing, mosaic_slices = first.affine, first.spacing, None
-    mosaic = _mosaic(draft)
+    mosaic = _mosaic(draft, settings)
     if mosaic is not None:
+        draft = draft.extend(_mosaic_reason(record, mosaic))
         shape = (mosaic.tile_columns, mosaic.tile_rows, mosaic.slices)
         affine, spacing, mosaic_slices = mosaic.affine, mosaic.spacing, mosaic.slices
+        warnings.extend(mosaic.warnings)
         if kind is LoadableKind.IMAGE and mosaic.slices > 1:
             kind = LoadableKind.VOLUME
     elif any("MOSAIC" in s.all_image_type_values for s in draft.slices):
@@ -193,6 +196,16 @@ def _build(draft: Draft, series_uid: str, settings: Settings) -> tuple[Draft, Lo
                 Level.WARNING,
                 "Siemens mosaic (ImageType MOSAIC) without a readable CSA image header: the "
                 "number of tiles is unknown, so shape and affine describe the whole mosaic",
+            )
+        )
+    elif any("VFRAME" in s.all_image_type_values for s in draft.slices):
+        warnings.append(
+            ExamineWarning(
+                WarningCode.MOSAIC_NOT_SPLIT,
+                Level.WARNING,
+                "UIH VFRAME image whose private header (creator 'Image Private Header', "
+                "group 0065) cannot be read or does not place its tiles: the tiles cannot be "
+                "separated, so shape and affine describe the whole image",
             )
         )
     if kind is LoadableKind.SEQUENCE:
@@ -210,18 +223,28 @@ def _build(draft: Draft, series_uid: str, settings: Settings) -> tuple[Draft, Lo
     return draft, _with_warnings(loadable, warnings, draft.base_confidence)
 
 
-def _mosaic(draft: Draft) -> MosaicGeometry | None:
+def _mosaic_reason(record: InstanceRecord, mosaic: MosaicGeometry) -> str:
+    """How the tiles were found, for the reason."""
+    per = f"{mosaic.slices} tiles of {mosaic.tile_columns}x{mosaic.tile_rows}"
+    if record.mosaic_positions is not None:
+        return (
+            f"each image a UIH VFRAME of {per}, placed by the tile positions in its private header"
+        )
+    return f"each image a Siemens mosaic of {per}, by its CSA image header"
+
+
+def _mosaic(draft: Draft, settings: Settings) -> MosaicGeometry | None:
     """The mosaic geometry when every time point is one mosaic of the same layout."""
     if any(len(t) != 1 for t in draft.timepoints):
         return None
     layouts = {
-        (s.record.mosaic_slices, s.record.rows, s.record.columns)
+        (s.record.mosaic_slices, s.record.mosaic_grid, s.record.rows, s.record.columns)
         for t in draft.timepoints
         for s in t
     }
     if len(layouts) != 1:
         return None
-    return mosaic_geometry(draft.timepoints[0][0], draft.orientation)
+    return mosaic_geometry(draft.timepoints[0][0], draft.orientation, settings)
 
 
 def _with_warnings(loadable: Loadable, warnings: list[ExamineWarning], base: float) -> Loadable:

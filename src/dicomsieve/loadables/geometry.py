@@ -484,24 +484,31 @@ def analyse_stack(
 
 @dataclass(frozen=True, slots=True)
 class MosaicGeometry:
-    """The volume inside one Siemens mosaic image."""
+    """The volume inside one mosaic image (Siemens MOSAIC, UIH VFRAME)."""
 
     tile_columns: int
     tile_rows: int
     slices: int
     affine: Matrix4
     spacing: tuple[float, float, float]
+    warnings: tuple[ExamineWarning, ...] = ()
 
 
-def mosaic_geometry(s: Slice, orientation: Orientation | None) -> MosaicGeometry | None:
-    """Unpack the geometry of a Siemens mosaic: tiles of ``Columns / m`` by ``Rows / m``
-    pixels, ``m = ceil(sqrt(slices))`` per side, filled row by row from the top left.
+def mosaic_geometry(
+    s: Slice, orientation: Orientation | None, settings: Settings | None = None
+) -> MosaicGeometry | None:
+    """Unpack the geometry of a mosaic: ``n`` tiles in a grid of tile rows and columns
+    (the record's ``mosaic_grid``; ``ceil(sqrt(n))`` each way when absent), filled row
+    by row from the top left, each ``Columns / grid columns`` by ``Rows / grid rows``.
 
-    ImagePositionPatient of a mosaic is the corner of the whole grid; the first slice's
-    corner lies half the difference between the mosaic and the tile size further along
-    the row and column directions. Slices follow the CSA SliceNormalVector (the cross
-    product of the cosines when absent), SpacingBetweenSlices apart (else
-    SliceThickness). ``None`` when the object is not a mosaic or lacks geometry.
+    A Siemens mosaic's ImagePositionPatient is the corner of the whole grid; the first
+    slice's corner lies half the difference between the mosaic and the tile size further
+    along the row and column directions. Slices follow the CSA SliceNormalVector (the
+    cross product of the cosines when absent), SpacingBetweenSlices apart (else
+    SliceThickness). A UIH VFRAME object lists each tile's position: the first is the
+    origin and the slice axis steps from the first to the last, with ``UNEQUAL_SPACING``
+    when the tiles are not evenly spaced along the normal. ``None`` when the object is
+    not a mosaic or lacks geometry.
     """
     r = s.record
     n = r.mosaic_slices
@@ -509,11 +516,23 @@ def mosaic_geometry(s: Slice, orientation: Orientation | None) -> MosaicGeometry
         return None
     if not r.rows or not r.columns:
         return None
-    per_side = math.ceil(math.sqrt(n))
-    if r.rows % per_side or r.columns % per_side:
+    side = math.ceil(math.sqrt(n))
+    grid_rows, grid_columns = r.mosaic_grid or (side, side)
+    if grid_rows < 1 or grid_columns < 1 or grid_rows * grid_columns < n:
         return None
-    tile_rows, tile_columns = r.rows // per_side, r.columns // per_side
+    if r.rows % grid_rows or r.columns % grid_columns:
+        return None
+    tile_rows, tile_columns = r.rows // grid_rows, r.columns // grid_columns
     row_step, col_step = s.pixel_spacing
+    gap = r.spacing_between_slices or r.slice_thickness or 1.0
+    if r.mosaic_positions is not None:
+        return _tile_geometry(
+            r.mosaic_positions,
+            orientation,
+            (tile_columns, tile_rows),
+            (col_step, row_step, float(gap)),
+            settings or Settings(),
+        )
     origin = (
         s.position
         + orientation.row * col_step * (r.columns - tile_columns) / 2
@@ -525,8 +544,52 @@ def mosaic_geometry(s: Slice, orientation: Orientation | None) -> MosaicGeometry
         length = float(np.linalg.norm(csa))
         if length > 0.5:
             normal = csa / length
-    gap = r.spacing_between_slices or r.slice_thickness or 1.0
     affine = _matrix(
         (orientation.row * col_step, orientation.column * row_step, normal * gap), origin
     )
     return MosaicGeometry(tile_columns, tile_rows, n, affine, (col_step, row_step, float(gap)))
+
+
+def _tile_geometry(
+    positions: Sequence[Sequence[float]],
+    orientation: Orientation,
+    tile: tuple[int, int],
+    steps: tuple[float, float, float],
+    settings: Settings,
+) -> MosaicGeometry | None:
+    """Geometry from the position of every tile (UIH VFRAME); ``steps`` are the column
+    and row spacing, and the slice step of a single tile."""
+    points = np.asarray(positions, dtype=np.float64)
+    n = len(points)
+    if n < 1 or points.shape != (n, 3):
+        return None
+    col_step, row_step, single = steps
+    normal = orientation.normal
+    warnings: list[ExamineWarning] = []
+    if n > 1:
+        step = (points[-1] - points[0]) / (n - 1)
+        depths = points @ normal
+        gaps = np.diff(depths)
+        gap = float(np.median(np.abs(gaps)))
+        tol = max(settings.spacing_tolerance_mm, settings.spacing_tolerance_rel * gap)
+        off = float(
+            np.max(np.linalg.norm(points - (points[0] + np.outer(np.arange(n), step)), axis=1))
+        )
+        if gap <= settings.position_tolerance_mm:
+            return None
+        if off > tol or float(np.max(np.abs(np.abs(gaps) - gap))) > tol:
+            warnings.append(
+                ExamineWarning(
+                    WarningCode.UNEQUAL_SPACING,
+                    Level.WARNING,
+                    f"the {n} tile positions are not evenly spaced: gaps along the normal "
+                    f"from {float(np.min(np.abs(gaps))):.3f} to {float(np.max(np.abs(gaps))):.3f}"
+                    f" mm (median {gap:.3f} mm, tolerance {tol:.3f} mm), up to {off:.3f} mm off"
+                    " the line from the first tile to the last",
+                )
+            )
+    else:
+        step = normal * single
+    affine = _matrix((orientation.row * col_step, orientation.column * row_step, step), points[0])
+    spacing = (float(col_step), float(row_step), round(float(np.linalg.norm(step)), 6))
+    return MosaicGeometry(tile[0], tile[1], n, affine, spacing, tuple(warnings))

@@ -123,8 +123,9 @@ class Loadable:
     reason
         The rule that produced this loadable.
     mosaic_slices
-        For Siemens mosaics: each slice reference is one mosaic image holding this many
-        slices as tiles (``shape`` and ``affine_lps`` describe the unpacked volume).
+        For mosaics (Siemens MOSAIC, UIH VFRAME): each slice reference is one mosaic
+        image holding this many slices as tiles (``shape`` and ``affine_lps`` describe the
+        unpacked volume).
     """
 
     name: str

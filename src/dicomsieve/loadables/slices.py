@@ -301,11 +301,14 @@ def flatten(instances: Iterable[SourceInstance]) -> list[Slice]:
             spacing = frame.pixel_spacing if frame and frame.pixel_spacing else None
             iop = _vector(orientation or record.image_orientation, 6)
             ps = spacing or record.pixel_spacing
+            # A UIH VFRAME object has no position of its own: its first tile's stands in.
+            tiles = record.mosaic_positions
+            own = position or record.image_position or (tiles[0] if tiles else None)
             out.append(
                 Slice(
                     source=source,
                     frame=frame,
-                    position=_vector(position or record.image_position, 3),
+                    position=_vector(own, 3),
                     row_cosine=iop[:3] if iop is not None else None,
                     column_cosine=iop[3:] if iop is not None else None,
                     pixel_spacing=(float(ps[0]), float(ps[1]))

@@ -8,7 +8,8 @@ The rules apply in a fixed hierarchy (see ``docs/examine.md``):
    whose orientation differs from the majority;
 4. by orientation;
 5. within one orientation, only where positions repeat: by complex component
-   (magnitude, phase...), by echo, then into a 4D sequence by temporal position,
+   (magnitude, phase... from ImageType, then from GE's private image type), by echo,
+   then into a 4D sequence by temporal position,
    diffusion b-value and gradient, trigger time, acquisition number or acquisition
    order. Where only a few positions repeat, the extra copies are duplicates.
 
@@ -397,6 +398,10 @@ def _split_orientation(ctx: _Context, slices: list[Slice], orientation: Orientat
     return _sequence(ctx, groups, orientation)
 
 
+def _slices(count: int) -> str:
+    return f"{count} slice" if count == 1 else f"{count} slices"
+
+
 def _whole(ctx: _Context, count: int) -> str:
     return f"{count} slices, one per position"
 
@@ -449,6 +454,8 @@ _SPLIT_KEYS: tuple[
     # times, say) holds distinct series.
     ("SeriesNumber", lambda s: s.record.series_number, _describe_series_number),
     ("ImageType", lambda s: s.component, _describe_component),
+    # GE writes ImageType OTHER on magnitude and field map alike (see scan/ge.py).
+    ("GE private image type", lambda s: s.record.private_image_type, _describe_component),
     ("echo", _echo_key, _describe_echo),
 )
 
@@ -569,7 +576,7 @@ def _sequence(ctx: _Context, groups: list[list[Slice]], orientation: Orientation
                 LoadableKind.SEQUENCE,
                 complete,
                 orientation,
-                f"{len(complete)} time points of {count} slices by {axis}",
+                f"{len(complete)} time points of {_slices(count)} by {axis}",
                 warnings=(*ctx.warnings, *warnings),
                 base_confidence=0.9,
                 sequence_axis=axis,
@@ -581,7 +588,7 @@ def _sequence(ctx: _Context, groups: list[list[Slice]], orientation: Orientation
                 LoadableKind.VOLUME,
                 complete,
                 orientation,
-                f"the one complete time point of {count} slices by {axis}",
+                f"the one complete time point of {_slices(count)} by {axis}",
                 warnings=(*ctx.warnings, *warnings),
             )
         )

@@ -129,6 +129,7 @@ static int dataset(walker *w, uint64_t pos, int has_end, uint64_t end, PyObject 
         uint32_t tag = group << 16 | elem;
         uint64_t length, vpos;
         PyObject *vr;
+        int unknown = 0; /* written as UN: a sequence inside holds implicit VR LE items */
         if (group == 0xFFFE) {
             if (tag == ITEM_END && !has_end && !top) {
                 *tree_out = tree;
@@ -156,7 +157,8 @@ static int dataset(walker *w, uint64_t pos, int has_end, uint64_t end, PyObject 
                 goto done;
             }
             vr = vr_text[a - 'A'][b - 'A'];
-            if (vr == str_un) {
+            unknown = vr == str_un;
+            if (unknown) {
                 PyObject *key = PyLong_FromUnsignedLong(tag);
                 if (key == NULL) {
                     rc = PYERROR;
@@ -284,8 +286,20 @@ static int dataset(walker *w, uint64_t pos, int has_end, uint64_t end, PyObject 
                 goto done;
             }
             uint64_t ignored;
-            if ((rc = sequence(w, vpos, 1, vpos + length, want, depth + 1, &value, &ignored)) !=
-                OK) {
+            if (unknown) {
+                walker implicit = *w;
+                implicit.little = 1;
+                implicit.explicit_vr = 0;
+                implicit.pixel = NULL;
+                implicit.message = NULL;
+                rc = sequence(&implicit, vpos, 1, vpos + length, want, depth + 1, &value, &ignored);
+                w->message = implicit.message;
+                w->code = implicit.code;
+                Py_XDECREF(implicit.pixel); /* never set below the top level */
+            } else {
+                rc = sequence(w, vpos, 1, vpos + length, want, depth + 1, &value, &ignored);
+            }
+            if (rc != OK) {
                 Py_DECREF(key);
                 goto done;
             }

@@ -43,7 +43,9 @@ __all__ = [
     "ParsedHeader",
     "ReadFailure",
     "Window",
+    "codec_of",
     "dataset_encoding",
+    "decode_raw",
     "inflate",
     "is_encapsulated",
     "parse_header",
@@ -195,6 +197,10 @@ class _Parser:
         self.u32 = struct.Struct(f"{e}I")
         self.pixel: tuple[int, int, int | None] | None = None
 
+    def implicit_le(self) -> _Parser:
+        """A parser of the same bytes for implicit VR little endian content."""
+        return _Parser(self.win, True, False, self.max_depth, stop_at_pixels=False)
+
     def dataset(self, pos: int, end: int | None, spec: Spec, depth: int) -> tuple[HeaderTree, int]:
         """Parse elements from ``pos`` to ``end`` (or to an item delimiter when ``None``)."""
         win = self.win
@@ -232,11 +238,13 @@ class _Parser:
                 else:
                     raise Fallback(f"unknown VR at byte {pos}")
                 vr = _VR_TEXT[vr_bytes]
-                if vr == "UN":
+                unknown = vr == "UN"
+                if unknown:
                     vr = VR_OF.get(tag, "UN")
                     if length == UNDEFINED:
                         raise Fallback("UN element of undefined length")
             else:
+                unknown = False
                 length = self.u32.unpack_from(win.buf, off + 4)[0]
                 vpos = pos + 8
                 vr = VR_OF.get(tag, "SQ" if length == UNDEFINED else "UN")
@@ -269,7 +277,9 @@ class _Parser:
             elif isinstance(want, dict):
                 if vr != "SQ":
                     raise Fallback(f"expected a sequence at byte {pos}")
-                tree[tag], _ = self.sequence(vpos, vpos + length, want, depth + 1)
+                # A sequence written as UN holds implicit VR little endian items.
+                parser = self if not unknown else self.implicit_le()
+                tree[tag], _ = parser.sequence(vpos, vpos + length, want, depth + 1)
             else:
                 voff = vpos - win.base
                 if voff < 0 or voff + length > len(win.buf):
@@ -374,6 +384,53 @@ def _decode_tree(tree: HeaderTree, little: bool, codec: str | None) -> HeaderTre
     return out
 
 
+def decode_raw(
+    tag: int, vr: str, raw: bytes, spec: object, *, little: bool, codec: str | None
+) -> object | None:
+    """Normalize one value that another reader left as bytes, as this reader would.
+
+    Parameters
+    ----------
+    tag, vr
+        The element and the VR this reader knows it by.
+    raw
+        The value's bytes.
+    spec
+        What the spec wants of ``tag``: ``None`` for a value, a nested spec for a
+        sequence, whose bytes are parsed as implicit VR little endian items (as a
+        sequence written as UN holds them).
+    little
+        Byte order of binary values.
+    codec
+        Python codec of the character set; ``None`` for ISO 2022 sets.
+
+    Returns
+    -------
+    object or None
+        The normalized value, ``None`` when the bytes do not parse.
+    """
+    try:
+        if isinstance(spec, dict):
+            if vr != "SQ":
+                return None
+            win = Window.of_bytes(raw)
+            parser = _Parser(win, True, False, 32, stop_at_pixels=False)
+            items, _ = parser.sequence(0, len(raw), spec, 1)
+            return _decode_tree({tag: items}, True, codec)[tag]
+        return _decode_tree({tag: (vr, raw)}, little, codec).get(tag)
+    except (Fallback, ReadFailure, struct.error):
+        return None
+
+
+def codec_of(charset: tuple[str, ...]) -> str | None:
+    """The Python codec of a normalized SpecificCharacterSet; ``None`` for ISO 2022 sets."""
+    if len(charset) == 1 and charset[0] in _SIMPLE_CHARSETS:
+        return _SIMPLE_CHARSETS[charset[0]]
+    if not charset:
+        return "latin_1"
+    return None
+
+
 def _decode_text(vr: str, raw: bytes, codec: str | None) -> tuple[object, ...]:
     if vr in CHARSET_VRS:
         if codec is None:
@@ -391,12 +448,7 @@ def _charset_codec(tree: HeaderTree) -> str | None:
     if raw is None:
         return "latin_1"
     assert isinstance(raw, tuple)
-    terms = clean_text(raw[1].decode("latin_1"), "CS")
-    if len(terms) == 1 and terms[0] in _SIMPLE_CHARSETS:
-        return _SIMPLE_CHARSETS[terms[0]]
-    if not terms:
-        return "latin_1"
-    return None
+    return codec_of(clean_text(raw[1].decode("latin_1"), "CS"))
 
 
 _META_HEADER: Final = struct.Struct("<HH2sH")

@@ -26,6 +26,8 @@ from dicomsieve.scan.fastread import (
     ParsedHeader,
     ReadFailure,
     Window,
+    codec_of,
+    decode_raw,
     inflate,
 )
 from dicomsieve.scan.tags import (
@@ -34,6 +36,7 @@ from dicomsieve.scan.tags import (
     RAW_TAGS,
     TEXT_VRS,
     TOP_LEVEL_SPEC,
+    VR_OF,
     HeaderTree,
     Spec,
 )
@@ -44,20 +47,43 @@ __all__ = ["read_with_pydicom", "tree_from_dataset"]
 _DEFER_SIZE = 1024 * 1024
 
 
-def tree_from_dataset(ds: Dataset, spec: Spec = TOP_LEVEL_SPEC) -> HeaderTree:
-    """Normalize the elements of a pydicom dataset named in ``spec`` into a header tree."""
+def tree_from_dataset(
+    ds: Dataset, spec: Spec = TOP_LEVEL_SPEC, *, little: bool = True
+) -> HeaderTree:
+    """Normalize the elements of a pydicom dataset named in ``spec`` into a header tree.
+
+    ``little`` is the dataset's byte order: with the dataset's character set, it decodes
+    private values that pydicom leaves as bytes (its dictionary does not know their
+    creator) the way the fast reader decodes them.
+    """
+    charset = normalize_components("CS", _charset_terms(ds))
+    return _tree(ds, spec, little, codec_of(tuple(str(t) for t in charset)))
+
+
+def _tree(ds: Dataset, spec: Spec, little: bool, codec: str | None) -> HeaderTree:
     tree: HeaderTree = {}
-    for tag, want in spec.items():
-        if tag not in ds:
+    # Walk the dataset's own tags: the spec holds thousands (every private block).
+    # Iterating the dataset itself would convert every element; its keys are only tags.
+    for key in ds.keys():  # noqa: SIM118
+        tag = int(key)
+        if tag not in spec:
             continue
+        want = spec[tag]
         elem = ds[tag]
         if want is PRESENCE:
             tree[tag] = True
             continue
         value = elem.value
+        private = (tag >> 16) % 2 == 1
+        if private and isinstance(value, bytes | bytearray) and value and tag not in RAW_TAGS:
+            vr = VR_OF.get(tag, "UN")
+            decoded = decode_raw(tag, vr, bytes(value), want, little=little, codec=codec)
+            if decoded is not None:
+                tree[tag] = decoded
+            continue
         if isinstance(want, dict):
             if elem.VR == "SQ" and value is not None:
-                tree[tag] = tuple(tree_from_dataset(item, want) for item in value)
+                tree[tag] = tuple(_tree(item, want, little, codec) for item in value)
             continue
         if tag in RAW_TAGS:
             if isinstance(value, bytes | bytearray):
@@ -77,6 +103,13 @@ def tree_from_dataset(ds: Dataset, spec: Spec = TOP_LEVEL_SPEC) -> HeaderTree:
         else:
             tree[tag] = normalize_components(vr, parts)
     return tree
+
+
+def _charset_terms(ds: Dataset) -> list[str]:
+    value = ds.get("SpecificCharacterSet")
+    if value is None:
+        return []
+    return [str(v) for v in value] if isinstance(value, MultiValue | list | tuple) else [str(value)]
 
 
 def _pixel_element(fp: BinaryIO, pos: int, implicit: bool, little: bool) -> PixelDataInfo | None:
@@ -164,4 +197,5 @@ def _read(fp: BinaryIO, *, size: int, raw: bool, inflate_cap: int) -> ParsedHead
     ts = None
     if not raw:
         ts = str(ds.file_meta.get("TransferSyntaxUID", "")) or None
-    return ParsedHeader(tree_from_dataset(ds), ts, media_class, pixel, not raw)
+    tree = tree_from_dataset(ds, little=little is not False)
+    return ParsedHeader(tree, ts, media_class, pixel, not raw)

@@ -8,10 +8,13 @@ from enum import IntEnum
 from typing import Final
 
 from dicomsieve.model import FrameRecord, InstanceRecord, PixelDataInfo
-from dicomsieve.scan.siemens import CSA_CREATOR, MosaicInfo, mosaic_info
-from dicomsieve.scan.tags import HeaderTree
+from dicomsieve.scan import ge, siemens, uih
+from dicomsieve.scan.private import PrivateTag, creator_blocks
+from dicomsieve.scan.tags import PRIVATE_GROUPS, HeaderTree
 
 __all__ = ["FieldKind", "build_frames", "build_instance", "extract", "first_str"]
+
+Floats = tuple[float, ...]
 
 SHARED_GROUPS: Final = 0x52009229
 PER_FRAME_GROUPS: Final = 0x52009230
@@ -267,8 +270,6 @@ _INSTANCE_FIELDS: Final[dict[str, tuple[int, FieldKind, int | None]]] = {
     "temporal_position_identifier": (0x00200100, F.INT, None),
     "number_of_temporal_positions": (0x00200105, F.INT, None),
     "trigger_time": (0x00181060, F.FLOAT, None),
-    "diffusion_b_value": (0x00189087, F.FLOAT, None),
-    "diffusion_gradient_orientation": (0x00189089, F.FLOATS, 3),
     "xray_tube_current": (0x00181151, F.FLOAT, None),
     "exposure": (0x00181152, F.FLOAT, None),
     "has_referenced_image_sequence": (0x00081140, F.PRESENT, None),
@@ -277,14 +278,63 @@ _INSTANCE_NAMES: Final = tuple(_INSTANCE_FIELDS)
 _INSTANCE_TABLE: Final[FieldTable] = tuple(_INSTANCE_FIELDS.values())
 
 
-def _mosaic(tree: HeaderTree, image_type: tuple[str, ...] | None) -> MosaicInfo | None:
-    """Slices per mosaic and slice normal of a Siemens mosaic, from its CSA header."""
-    if not image_type or "MOSAIC" not in (v.upper() for v in image_type):
+class _Private:
+    """The private elements of one object, each read in the block its creator owns."""
+
+    __slots__ = ("blocks", "tree")
+
+    def __init__(self, tree: HeaderTree) -> None:
+        self.tree = tree
+        self.blocks = creator_blocks(tree, PRIVATE_GROUPS)
+
+    def get(self, tag: PrivateTag) -> object:
+        block = self.blocks.get((tag.group, tag.creator))
+        return None if block is None else self.tree.get(tag.tag_in(block))
+
+    def values(self, tag: PrivateTag) -> HeaderTree:
+        """``{0: value}``, so that the helpers for public tags read it."""
+        value = self.get(tag)
+        return {} if value is None else {0: value}
+
+
+_Mosaic = tuple[int, tuple[float, float, float] | None, tuple[int, int], tuple[Floats, ...] | None]
+
+
+def _mosaic(private: _Private, image_type: tuple[str, ...] | None) -> _Mosaic | None:
+    """(slices, slice normal, grid, tile positions) of a Siemens MOSAIC (from its CSA
+    image header) or a UIH VFRAME object (from its private block)."""
+    if not image_type:
         return None
-    raw = tree.get(0x00291010)
-    if not isinstance(raw, bytes) or first_str(tree, 0x00290010) != CSA_CREATOR:
+    upper = {v.upper() for v in image_type}
+    if "MOSAIC" in upper:
+        raw = private.get(siemens.CSA_IMAGE_HEADER)
+        info = siemens.mosaic_info(raw) if isinstance(raw, bytes) else None
+        if info is None:
+            return None
+        side = math.ceil(math.sqrt(info[0]))
+        return info[0], info[1], (side, side), None
+    if "VFRAME" in upper:
+        vframe = uih.vframe(
+            image_type, private.get(uih.SLICES_IN_GRID), private.get(uih.VFRAME_SEQUENCE)
+        )
+        if vframe is None:
+            return None
+        return vframe[0], None, vframe[1], vframe[2]
+    return None
+
+
+def _private_image_type(private: _Private, tree: HeaderTree) -> str | None:
+    """GE's image type from its private elements (see :mod:`dicomsieve.scan.ge`)."""
+    if not private.blocks:
         return None
-    return mosaic_info(raw)
+    return ge.private_image_type(
+        _int(private.values(ge.PRIVATE_IMAGE_TYPE), 0),
+        pulse_sequence=first_str(private.values(ge.PULSE_SEQUENCE_NAME), 0),
+        internal_pulse_sequence=first_str(private.values(ge.INTERNAL_PULSE_SEQUENCE_NAME), 0),
+        locations_in_acquisition=_int(private.values(ge.LOCATIONS_IN_ACQUISITION), 0),
+        images_in_acquisition=_int(tree, ge.IMAGES_IN_ACQUISITION),
+        instance_number=_int(tree, 0x00200013),
+    )
 
 
 def build_instance(
@@ -304,7 +354,14 @@ def build_instance(
     if not (sop and series and study):
         return None
     image_type = _strs(tree, 0x00080008)
-    mosaic = _mosaic(tree, image_type)
+    private = _Private(tree)
+    mosaic = _mosaic(private, image_type)
+    b_value = _float(tree, 0x00189087)
+    gradient = _floats(tree, 0x00189089, 3)
+    if b_value is None:  # UIH keeps them in its private block
+        b_value = _float(private.values(uih.B_VALUE), 0)
+        if b_value is not None:
+            gradient = _floats(private.values(uih.GRADIENT_DIRECTION), 0, 3)
     # Enhanced MR keeps TR and flip angle in the shared functional groups.
     timing = _first_item(_first_item(tree, SHARED_GROUPS), 0x00189112) or _first_item(
         _first_item(tree, PER_FRAME_GROUPS), 0x00189112
@@ -324,9 +381,14 @@ def build_instance(
         image_type=image_type,
         repetition_time=repetition_time,
         flip_angle=flip_angle,
+        diffusion_b_value=b_value,
+        diffusion_gradient_orientation=gradient,
         pixel_data=pixel,
         frames=build_frames(tree),
         mosaic_slices=mosaic[0] if mosaic else None,
         slice_normal=mosaic[1] if mosaic else None,
+        private_image_type=_private_image_type(private, tree),
+        mosaic_grid=mosaic[2] if mosaic else None,
+        mosaic_positions=mosaic[3] if mosaic else None,
         **fields,  # type: ignore[arg-type]
     )

@@ -2,9 +2,10 @@
 
 A Siemens mosaic stores the slices of one volume as tiles of one image. How many tiles
 hold slices, and which way the slices are stacked, are only in the private CSA image
-header (0029,xx10 under the private creator "SIEMENS CSA HEADER"): a binary "SV10"
-structure of named items. The parser is bounded (item counts and lengths are checked
-against the buffer) and returns what it understood; it never raises.
+header (0029,xx10, in the block of the private creator "SIEMENS CSA HEADER", usually
+(0029,1010)): a binary "SV10" structure of named items. The parser is bounded (item
+counts and lengths are checked against the buffer) and returns what it understood; it
+never raises.
 """
 
 from __future__ import annotations
@@ -13,9 +14,20 @@ import math
 import struct
 from typing import Final
 
-__all__ = ["CSA_CREATOR", "MosaicInfo", "mosaic_info", "parse_csa"]
+from dicomsieve.scan.private import PrivateTag
+
+__all__ = [
+    "CSA_CREATOR",
+    "CSA_IMAGE_HEADER",
+    "PRIVATE_TAGS",
+    "MosaicInfo",
+    "mosaic_info",
+    "parse_csa",
+]
 
 CSA_CREATOR: Final = "SIEMENS CSA HEADER"
+CSA_IMAGE_HEADER: Final = PrivateTag(0x0029, CSA_CREATOR, 0x10, "OB")
+PRIVATE_TAGS: Final = (CSA_IMAGE_HEADER,)
 _MAX_TAGS: Final = 1024
 _MAX_ITEMS: Final = 1024
 _MAX_SLICES: Final = 4096

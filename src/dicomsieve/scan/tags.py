@@ -12,16 +12,26 @@ a normalized value, holding only the tags named here. Normalized values:
 
 Records are then built from the tree by :mod:`dicomsieve.scan.record`, the same way for
 both readers, so that a test can prove the two agree.
+
+Private elements (:data:`PRIVATE_TAGS`, declared in the vendor modules) are kept in every
+block their creator might own, with every private creator element of their groups; the
+record builder reads them in the block their creator actually owns (see
+:mod:`dicomsieve.scan.private`).
 """
 
 from __future__ import annotations
 
 from typing import Final
 
+from dicomsieve.scan import ge, siemens, uih
+from dicomsieve.scan.private import PrivateTag, creator_tags
+
 __all__ = [
     "FUNCTIONAL_GROUP_SPEC",
     "PIXEL_DATA_TAGS",
     "PRESENCE",
+    "PRIVATE_GROUPS",
+    "PRIVATE_TAGS",
     "RAW_TAGS",
     "TOP_LEVEL_SPEC",
     "VR_OF",
@@ -99,6 +109,7 @@ VR_OF: Final[dict[int, str]] = {
     0x00200052: "UI",
     0x00200100: "IS",
     0x00200105: "IS",
+    0x00201002: "IS",
     0x00209056: "SH",
     0x00209057: "UL",
     0x00209111: "SQ",
@@ -128,12 +139,21 @@ VR_OF: Final[dict[int, str]] = {
     0x00289145: "SQ",
     0x52009229: "SQ",
     0x52009230: "SQ",
-    0x00290010: "LO",  # private creator of block 0x10 in group 0029
-    0x00291010: "OB",  # Siemens CSA image header, when the creator above says so
 }
 
+PRIVATE_TAGS: Final[tuple[PrivateTag, ...]] = (
+    *siemens.PRIVATE_TAGS,
+    *ge.PRIVATE_TAGS,
+    *uih.PRIVATE_TAGS,
+)
+"""The private elements the record uses, by creator (Siemens CSA, GE, UIH)."""
+PRIVATE_GROUPS: Final = frozenset(p.group for p in PRIVATE_TAGS)
+
+VR_OF.update({tag: "LO" for group in sorted(PRIVATE_GROUPS) for tag in creator_tags(group)})
+VR_OF.update({tag: p.vr for p in PRIVATE_TAGS for tag in p.tags()})
+
 # Tags kept as raw bytes (binary structures parsed when the record is built).
-RAW_TAGS: Final = frozenset({0x00291010})
+RAW_TAGS: Final = frozenset(siemens.CSA_IMAGE_HEADER.tags())
 
 # Functional group macros inside Shared/PerFrameFunctionalGroupsSequence items.
 FUNCTIONAL_GROUP_SPEC: Final[Spec] = {
@@ -175,6 +195,7 @@ TOP_LEVEL_SPEC: Final[Spec] = {
     0x00081140: PRESENCE,  # ReferencedImageSequence: only whether it is there
     0x52009229: FUNCTIONAL_GROUP_SPEC,  # SharedFunctionalGroupsSequence
     0x52009230: FUNCTIONAL_GROUP_SPEC,  # PerFrameFunctionalGroupsSequence
+    **{tag: uih.VFRAME_ITEM_SPEC for tag in uih.VFRAME_SEQUENCE.tags()},
 }
 
 TEXT_VRS: Final = frozenset(

@@ -92,8 +92,8 @@ def slice_ref(loadable: Loadable, k: int, t: int = 0) -> SliceRef:
     Returns
     -------
     SliceRef
-        For a Siemens mosaic every reference is one mosaic image (all slices of a time
-        point); otherwise slices are listed time point after time point.
+        For a mosaic (Siemens, UIH VFRAME) every reference is one mosaic image (all
+        slices of a time point); otherwise slices are listed time point after time point.
     """
     if loadable.mosaic_slices is not None:
         return loadable.slices[min(t, len(loadable.slices) - 1)]
