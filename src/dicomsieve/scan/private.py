@@ -15,6 +15,7 @@ This module reads no file and imports nothing else from the package.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
@@ -72,6 +73,11 @@ def is_creator_tag(tag: int) -> bool:
     return group % 2 == 1 and group > 0x0008 and 0x10 <= element <= 0xFF
 
 
+@functools.cache
+def _creator_tag_set(groups: frozenset[int]) -> frozenset[int]:
+    return frozenset(tag for group in groups for tag in creator_tags(group))
+
+
 def creator_blocks(
     tree: Mapping[int, object], groups: frozenset[int]
 ) -> dict[tuple[int, str], int]:
@@ -93,9 +99,10 @@ def creator_blocks(
         ``tree``.
     """
     found: dict[tuple[int, str], int] = {}
-    for tag, value in tree.items():
-        if tag >> 16 not in groups or not is_creator_tag(tag):
-            continue
+    # Every object of a scan comes through here: look only at the creator elements it
+    # has (one set intersection, in C) instead of testing each of its tags.
+    for tag in _creator_tag_set(groups).intersection(tree):
+        value = tree[tag]
         if not isinstance(value, tuple) or not value or not isinstance(value[0], str):
             continue
         key = (tag >> 16, value[0])
