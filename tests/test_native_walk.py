@@ -281,3 +281,42 @@ def test_extract_same_as_python(
             return "overflow"
 
     assert repr(run(True)) == repr(run(False))
+
+
+def _meta_both(data: bytes) -> None:
+    def run(native: bool) -> object:
+        try:
+            return fastread._read_meta(Window.of_bytes(data), 132, native=native)
+        except Fallback as exc:
+            return ("fallback", str(exc))
+        except ReadFailure as exc:
+            return ("failure", exc.code, exc.message)
+
+    assert run(True) == run(False)
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    choice=st.integers(min_value=0),
+    edits=st.lists(
+        st.tuples(st.integers(min_value=0), st.binary(min_size=1, max_size=4)), max_size=3
+    ),
+    cut=st.one_of(st.none(), st.integers(min_value=0)),
+)
+def test_meta_same_on_corrupted_files(
+    seeds: list[tuple[bytes, int, bool, bool]],
+    choice: int,
+    edits: list[tuple[int, bytes]],
+    cut: int | None,
+) -> None:
+    data, pos, _, _ = seeds[choice % len(seeds)]
+    buffer = bytearray(data)
+    meta = pos - 132 + 16  # the file meta group and the first dataset element
+    for offset, replacement in edits:
+        at = 132 + offset % meta
+        buffer[at : at + len(replacement)] = replacement
+    if cut is not None:
+        del buffer[132 + cut % meta :]
+    _meta_both(bytes(buffer))

@@ -969,10 +969,124 @@ static PyObject *extract(PyObject *module, PyObject *args) {
     return out;
 }
 
+/* ------------------------------------------------------------------- meta() */
+
+PyDoc_STRVAR(meta_doc,
+             "meta(buffer, size, pos, wanted)\n--\n\n"
+             "Walk the file meta group (explicit VR little endian) from ``pos`` as "
+             "fastread._read_meta\ndoes, keeping the raw (VR, bytes) of the tags in "
+             "``wanted``. Results as walk(), with\n(0, tree, end) on success.");
+
+static PyObject *meta(PyObject *module, PyObject *args) {
+    (void)module;
+    Py_buffer view;
+    unsigned long long size, start;
+    PyObject *wanted;
+    if (!PyArg_ParseTuple(args, "y*KKO!:meta", &view, &size, &start, &PyFrozenSet_Type, &wanted))
+        return NULL;
+    walker w = {.buf = view.buf, .buflen = (uint64_t)view.len, .size = size, .little = 1};
+    PyObject *result = NULL, *raw = NULL;
+    uint64_t pos = start;
+    int rc = OK;
+    if (w.buflen > w.size) {
+        PyErr_SetString(PyExc_ValueError, "the buffer is longer than the file");
+        goto done;
+    }
+    if ((raw = PyDict_New()) == NULL)
+        goto done;
+    while (pos < w.size) {
+        if ((rc = need(&w, pos, 8, "file meta element")) != OK)
+            break;
+        uint32_t group = u16(&w, pos), elem = u16(&w, pos + 2);
+        if (group != 0x0002)
+            break;
+        unsigned char a = w.buf[pos + 4], b = w.buf[pos + 5];
+        int kind = (a >= 'A' && a <= 'Z' && b >= 'A' && b <= 'Z') ? vr_kind[a - 'A'][b - 'A'] : 0;
+        uint64_t length, vpos;
+        if (kind == 2) {
+            if ((rc = need(&w, pos, 12, "file meta element")) != OK)
+                break;
+            length = u32(&w, pos + 8);
+            vpos = pos + 12;
+        } else if (kind == 1) {
+            length = u16(&w, pos + 6);
+            vpos = pos + 8;
+        } else {
+            rc = fallback(&w, PyUnicode_FromString("file meta element with an unknown VR"));
+            break;
+        }
+        if (length == UNDEFINED) {
+            rc = fallback(&w, PyUnicode_FromString("file meta element of undefined length"));
+            break;
+        }
+        PyObject *key = PyLong_FromUnsignedLong(group << 16 | elem);
+        if (key == NULL) {
+            rc = PYERROR;
+            break;
+        }
+        int is_wanted = PySet_Contains(wanted, key);
+        if (is_wanted < 0) {
+            Py_DECREF(key);
+            rc = PYERROR;
+            break;
+        }
+        if (is_wanted) {
+            if ((rc = need(&w, vpos, length, "file meta element")) != OK) {
+                Py_DECREF(key);
+                break;
+            }
+            PyObject *bytes =
+                PyBytes_FromStringAndSize((const char *)w.buf + vpos, (Py_ssize_t)length);
+            PyObject *value = bytes == NULL ? NULL : PyTuple_Pack(2, vr_text[a - 'A'][b - 'A'], bytes);
+            Py_XDECREF(bytes);
+            int err = value == NULL ? -1 : PyDict_SetItem(raw, key, value);
+            Py_XDECREF(value);
+            Py_DECREF(key);
+            if (err < 0) {
+                rc = PYERROR;
+                break;
+            }
+        } else {
+            Py_DECREF(key);
+            if (vpos + length > w.size) {
+                rc = fail(&w, "PARSE_TRUNCATED",
+                          text("element (0002,%04X) at byte %llu declares %llu bytes; "
+                               "only %lld remain in the file",
+                               elem, (unsigned long long)pos, (unsigned long long)length,
+                               (long long)w.size - (long long)vpos));
+                break;
+            }
+        }
+        pos = vpos + length;
+    }
+    switch (rc) {
+    case OK:
+        result = Py_BuildValue("(iOK)", 0, raw, (unsigned long long)pos);
+        break;
+    case FALLBACK:
+        result = Py_BuildValue("(iO)", 1, w.message);
+        break;
+    case FAILURE:
+        result = Py_BuildValue("(isO)", 2, w.code, w.message);
+        break;
+    case MORE:
+        result = Py_BuildValue("(iO)", 3, Py_None);
+        break;
+    default:
+        break;
+    }
+done:
+    Py_XDECREF(raw);
+    Py_XDECREF(w.message);
+    PyBuffer_Release(&view);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"walk", walk, METH_VARARGS, walk_doc},
     {"decode", decode, METH_VARARGS, decode_doc},
     {"extract", extract, METH_VARARGS, extract_doc},
+    {"meta", meta, METH_VARARGS, meta_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -338,16 +338,21 @@ class _Parser:
 _SKIP: Final = object()
 
 
-def _native() -> tuple[Callable[..., tuple[Any, ...]], Callable[..., HeaderTree]] | None:
+_NativeFunctions = tuple[
+    Callable[..., tuple[Any, ...]], Callable[..., HeaderTree], Callable[..., tuple[Any, ...]]
+]
+
+
+def _native() -> _NativeFunctions | None:
     """The C walk and decoder (``_native.c``): optional, built where a compiler is at hand."""
     try:
-        from dicomsieve.scan._native import decode, walk
+        from dicomsieve.scan._native import decode, meta, walk
     except ImportError:  # pragma: no cover - exercised on machines without a compiler
         return None
-    return walk, decode
+    return walk, decode, meta
 
 
-_WALK, _DECODE = _native() or (None, None)
+_WALK, _DECODE, _META = _native() or (None, None, None)
 NATIVE_WALK: Final = _WALK is not None
 """Whether the C element walk and decoder are in use."""
 # The C walk looks for pixel data in group 7FE0 only.
@@ -355,6 +360,7 @@ assert all(tag >> 16 == 0x7FE0 for tag in PIXEL_DATA_TAGS)
 _NATIVE_MAX_BYTES: Final = 4 * 1024 * 1024
 MEDIA_SOP_CLASS: Final = 0x00020002
 _META_SPEC: Final[Spec] = {TRANSFER_SYNTAX_UID: None, MEDIA_SOP_CLASS: None}
+_META_TAGS: Final = frozenset(_META_SPEC)
 
 
 def _decode_tree(tree: HeaderTree, little: bool, codec: str | None) -> HeaderTree:
@@ -455,11 +461,26 @@ _META_HEADER: Final = struct.Struct("<HH2sH")
 _U32_LE: Final = struct.Struct("<I")
 
 
-def _read_meta(win: Window, pos: int) -> tuple[str | None, str | None, int]:
+def _read_meta(win: Window, pos: int, *, native: bool = True) -> tuple[str | None, str | None, int]:
     """Read the file meta group (always explicit VR little endian).
 
     Returns the transfer syntax, the media storage SOP class and the dataset's offset.
+    In C when the extension is built, ``native`` is true and the group is in the bytes
+    read so far; the Python loop below gives the same results (the tests compare them).
     """
+    if native and _META is not None and win.base == 0:
+        result = _META(win.buf, win.size, pos, _META_TAGS)
+        if result[0] == 0:
+            decoded = _DECODE(result[1], True, "latin_1", RAW_TAGS, _decode_text)  # type: ignore[misc]
+            return (
+                _first_str(decoded, TRANSFER_SYNTAX_UID),
+                _first_str(decoded, MEDIA_SOP_CLASS),
+                result[2],
+            )
+        if result[0] == 1:
+            raise Fallback(result[1])
+        if result[0] == 2:
+            raise ReadFailure(ErrorCode[result[1]], result[2])
     raw: HeaderTree = {}
     while pos < win.size:
         win.need(pos, 8, "file meta element")
@@ -586,7 +607,7 @@ def parse_header(
         For a file that is certainly broken.
     """
     if raw_explicit is None:
-        ts, media_class, pos = _read_meta(win, 132)
+        ts, media_class, pos = _read_meta(win, 132, native=native)
         little, explicit, deflated = dataset_encoding(ts)
     else:
         ts, media_class, pos = None, None, 0
