@@ -97,14 +97,16 @@ def test_walk_can_follow_links_outside_when_asked(tmp_path: Path) -> None:
     assert isinstance(items[0], Candidate)
 
 
-def test_pool_isolates_crashes_hangs_and_memory(tmp_path: Path) -> None:
+# batch_size 1 with one worker: two batches in flight behind the one that crashes.
+@pytest.mark.parametrize(("jobs", "batch_size"), [(2, 3), (1, 1)])
+def test_pool_isolates_crashes_hangs_and_memory(tmp_path: Path, jobs: int, batch_size: int) -> None:
     names = ["a", "CRASH", "b", "HANG", "c", "GREEDY", "d", "e"]
     paths = []
     for i, name in enumerate(names):
         path = tmp_path / name
         path.write_bytes(encode(ct_dataset(i)))
         paths.append(str(path))
-    settings = Settings(jobs=2, batch_size=3, file_timeout_s=2, worker_memory_mb=512)
+    settings = Settings(jobs=jobs, batch_size=batch_size, file_timeout_s=2, worker_memory_mb=512)
     outcomes = [o for batch in read_in_workers(paths, settings, crash_or_hang) for o in batch]
     by_name = {os.path.basename(o.path): o for o in outcomes}
     assert sorted(by_name) == sorted(names)

@@ -34,6 +34,8 @@ __all__ = ["read_in_workers"]
 _IDLE = -1
 _READY = "ready"
 _START_TIMEOUT_S = 60.0
+_IN_FLIGHT = 2
+"""Batches sent to a worker and not answered yet, at most."""
 
 
 def _limit_memory(megabytes: int) -> None:
@@ -101,7 +103,8 @@ class _Worker:
     conn: multiprocessing.connection.Connection
     current: Synchronized[int]
     started: Synchronized[float]
-    batch: list[str] | None = None
+    batches: deque[list[str]] = field(default_factory=deque)
+    """Sent and not answered yet, in order; the worker reads the first."""
 
 
 @dataclass
@@ -253,15 +256,9 @@ def read_in_workers(
         while True:
             refill()
             for worker in list(pool.workers):
-                if worker.batch is None and pending:
-                    worker.batch = pending.popleft()
-                    try:
-                        worker.conn.send(worker.batch)
-                    except OSError:  # died while idle: nothing of this batch was read
-                        pending.appendleft(worker.batch)
-                        pool.retire(worker, kill=True)
-                        pool.start_worker()
-            busy = [w for w in pool.workers if w.batch is not None]
+                if not _send(pool, worker, pending):
+                    pool.start_worker()
+            busy = [w for w in pool.workers if w.batches]
             if not busy:
                 if not pending and exhausted:
                     return
@@ -277,17 +274,12 @@ def read_in_workers(
                     except (EOFError, OSError):
                         yield from _lost_worker(pool, worker, pending, ErrorCode.WORKER_CRASH)
                         continue
-                    worker.batch = None
-                    # Hand the worker its next batch before the caller writes these
-                    # results: reading and writing then overlap instead of taking turns.
+                    worker.batches.popleft()
+                    # Top the worker up before the caller writes these results: reading
+                    # and writing then overlap instead of taking turns.
                     refill()
-                    if pending:
-                        worker.batch = pending.popleft()
-                        try:
-                            worker.conn.send(worker.batch)
-                        except OSError:  # died while idle: nothing of it was read
-                            pending.appendleft(worker.batch)
-                            worker.batch = None
+                    if not _send(pool, worker, pending):
+                        pool.start_worker()
                     yield results
                 elif worker.process.sentinel in ready:
                     yield from _lost_worker(pool, worker, pending, ErrorCode.WORKER_CRASH)
@@ -300,18 +292,43 @@ def read_in_workers(
         pool.stop()
 
 
+def _send(pool: _Pool, worker: _Worker, pending: deque[list[str]]) -> bool:
+    """Send ``worker`` batches until it has ``_IN_FLIGHT``; ``False`` if it died idle.
+
+    A second batch waits in the worker's pipe while it reads the first, so that it
+    never waits for this process (which also writes the index, on the same cores)
+    between batches. A worker that dies with batches in flight is found by its
+    sentinel, and its batches are read again (:func:`_lost_worker`); one that was idle
+    is retired here, as nothing of the batch was read.
+    """
+    while len(worker.batches) < _IN_FLIGHT and pending:
+        batch = pending.popleft()
+        try:
+            worker.conn.send(batch)
+        except OSError:
+            pending.appendleft(batch)
+            if worker.batches:
+                return True
+            pool.retire(worker, kill=True)
+            return False
+        worker.batches.append(batch)
+    return True
+
+
 def _lost_worker(
     pool: _Pool, worker: _Worker, pending: deque[list[str]], code: ErrorCode
 ) -> Iterator[list[FileOutcome]]:
-    """Give the file a worker was reading its error; queue the rest of its batch again.
+    """Give the file a worker was reading its error; queue the rest of its batches again.
 
     When the worker died between files (so no file is to blame), its batch comes back
     one file per batch; a single file lost that way gets the error, so a failure that
     repeats cannot requeue forever.
     """
-    batch = worker.batch or []
+    batch = worker.batches.popleft() if worker.batches else []
     index = worker.current.value
     pool.retire(worker, kill=True)
+    # Batches sent after the one it was reading were not read at all.
+    pending.extendleft(reversed(worker.batches))
     if not 0 <= index < len(batch) and len(batch) == 1:
         index = 0
     if 0 <= index < len(batch):
