@@ -15,6 +15,7 @@ from dicomsieve.api import ConversionResult, Regularize, convert_examination, ex
 from dicomsieve.cli.options import db_option, index_for, jobs_option, json_option
 from dicomsieve.errors import ConfigError
 from dicomsieve.index.store import Index
+from dicomsieve.load.loader import KnownFiles
 from dicomsieve.scan.scanner import scan
 from dicomsieve.settings import Settings
 from dicomsieve.write.files import FORMATS
@@ -118,7 +119,8 @@ def _run(
 ) -> ConversionResult:
     if paths:
         scan([str(p) for p in paths], index, settings)
-    examination = examine_index(index, settings, series_uid=series_uid)
+    known: dict[str, KnownFiles] = {}
+    examination = examine_index(index, settings, series_uid=series_uid, known=known)
     err = Console(stderr=True)
     options = {
         "fmt": fmt,
@@ -128,7 +130,14 @@ def _run(
         "overwrite": overwrite,
     }
     if not err.is_terminal:
-        return convert_examination(examination, outdir, settings, index=index, **options)  # type: ignore[arg-type]
+        return convert_examination(
+            examination,
+            outdir,
+            settings,
+            index=index,
+            known=known,
+            **options,  # type: ignore[arg-type]
+        )
     with Progress(
         TextColumn("converting"),
         BarColumn(),
@@ -148,6 +157,7 @@ def _run(
             settings,
             progress=show,
             index=index,
+            known=known,
             **options,  # type: ignore[arg-type]
         )
 

@@ -340,8 +340,6 @@ def _decode_file(
     path: str,
     wanted: list[tuple[int, _SliceInfo]],
 ) -> None:
-    from pydicom import dcmread
-
     indices = [info.frame_index or 0 for _, info in wanted]
     multi = any(info.frame_index is not None for _, info in wanted)
     try:
@@ -354,6 +352,10 @@ def _decode_file(
             # must be read (and inflated) as a whole first.
             source: Any = path
             if record.transfer_syntax_uid == _DEFLATED:
+                # Imported here: pydicom costs 0.15 s to import and native pixels
+                # never need it.
+                from pydicom import dcmread
+
                 source = dcmread(path)
             frames = _frames(source, indices if multi else None)
         for (position, info), frame in zip(wanted, frames, strict=True):
