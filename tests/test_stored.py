@@ -15,6 +15,7 @@ import io
 import json
 import os
 import warnings
+import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -43,7 +44,7 @@ from dicomsieve.scan.read import read_file
 from dicomsieve.settings import Settings
 from dicomsieve.write.files import write_stored
 from dicomsieve.write.header import nifti1_header
-from dicomsieve.write.nifti import write_nifti
+from dicomsieve.write.nifti import write_nifti, write_nifti_stored
 
 SETTINGS = Settings()
 PYDICOM_DATA = Path(pydicom.data.__file__).parent
@@ -268,6 +269,34 @@ def test_blocks_are_the_same_bytes_however_they_are_read(
     got = b"".join(bytes(b) for b in stored.blocks(threads=threads, block_bytes=block_bytes))
     assert got == bytes(whole)
     assert len(got) == stored.nbytes
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_gzip_of_many_blocks_is_one_valid_member_of_the_plain_file(
+    series: dict[str, Loadable], tmp_path: Path, threads: int
+) -> None:
+    """Blocks deflated apart on several threads, then joined: zlib (strict about the
+    CRC-32 and the length) inflates it to the bytes of the .nii."""
+    stored = stored_pixels(series["mr_4d_sequence"], SETTINGS)
+    assert stored is not None
+    write_nifti_stored(stored, tmp_path / "x.nii", threads=threads, block_bytes=1)
+    write_nifti_stored(stored, tmp_path / "x.nii.gz", threads=threads, block_bytes=1)
+    packed = (tmp_path / "x.nii.gz").read_bytes()
+    inflater = zlib.decompressobj(wbits=31)
+    assert inflater.decompress(packed) == (tmp_path / "x.nii").read_bytes()
+    assert inflater.eof
+    assert inflater.unused_data == b"", "one gzip member, nothing after it"
+
+
+def test_volume_gzip_is_the_plain_file_deflated(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    array = np.asfortranarray(rng.integers(-500, 3000, size=(64, 48, 700), dtype=np.int16))
+    volume = _volume(array, np.diag([0.7, 0.8, 2.5, 1.0]))
+    write_nifti(volume, tmp_path / "x.nii")
+    write_nifti(volume, tmp_path / "x.nii.gz")
+    plain = (tmp_path / "x.nii").read_bytes()
+    assert len(plain) == 352 + array.nbytes > 4 << 20, "several blocks"
+    assert zlib.decompress((tmp_path / "x.nii.gz").read_bytes(), wbits=31) == plain
 
 
 def test_blocks_stop_cleanly_when_the_reader_stops(series: dict[str, Loadable]) -> None:

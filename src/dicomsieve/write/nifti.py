@@ -12,13 +12,15 @@ zlib's default level, for files a few percent larger.
 from __future__ import annotations
 
 import os
+import struct
 from collections.abc import Iterable, Iterator
-from typing import IO, Any, Final
+from typing import Any, Final
 
 import numpy as np
 from numpy.typing import NDArray
 
-from dicomsieve.load.stored import StoredPixels
+from dicomsieve._pipeline import ordered
+from dicomsieve.load.stored import BLOCK_BYTES, StoredPixels
 from dicomsieve.load.volume import Volume
 from dicomsieve.write.header import nifti1_header
 
@@ -28,7 +30,7 @@ GZIP_LEVEL: Final = 1
 """ISA-L compression level (0-3); level 1 compresses CT within a few percent of zlib's
 default level at many times its speed."""
 
-_BLOCK: Final = 16 << 20
+_BLOCK: Final = 4 << 20
 
 
 def _blocks(data: NDArray[Any]) -> Iterator[memoryview]:
@@ -68,7 +70,11 @@ def write_nifti(volume: Volume, path: str | os.PathLike[str], *, threads: int = 
 
 
 def write_nifti_stored(
-    stored: StoredPixels, path: str | os.PathLike[str], *, threads: int = 2
+    stored: StoredPixels,
+    path: str | os.PathLike[str],
+    *,
+    threads: int = 2,
+    block_bytes: int = BLOCK_BYTES,
 ) -> None:
     """Write the stored values of a loadable as a single-file NIfTI-1 image, the
     rescale in the header; gzip when ``path`` ends in ``.gz``.
@@ -80,24 +86,61 @@ def write_nifti_stored(
     path
         The file to create.
     threads
-        Reading threads, and compression threads for ``.nii.gz``.
+        Threads that read (and, for ``.nii.gz``, deflate) the blocks.
+    block_bytes
+        Bytes read (and deflated) at a time, rounded down to whole frames.
     """
     prefix = nifti1_header(stored.affine_ras, stored.shape, stored.dtype, scaling=stored.scaling)
-    _write(path, prefix, stored.blocks(threads=threads), threads)
+    target = os.fspath(path)
+    if target.endswith(".gz"):
+        # Each block deflated on the thread that has just read it, while it is in cache.
+        chunks = stored.map_blocks(_deflate, threads=threads, block_bytes=block_bytes)
+        _write_gzip(target, prefix, chunks)
+    else:
+        _write_plain(target, prefix, stored.blocks(threads=threads, block_bytes=block_bytes))
 
 
 def _write(
     path: str | os.PathLike[str], prefix: bytes, blocks: Iterable[memoryview], threads: int
 ) -> None:
     target = os.fspath(path)
-    stream: IO[bytes]
     if target.endswith(".gz"):
-        from isal import igzip_threaded
-
-        stream = igzip_threaded.open(target, "wb", compresslevel=GZIP_LEVEL, threads=threads)
+        _write_gzip(target, prefix, ordered(_deflate, blocks, threads=threads))
     else:
-        stream = open(target, "wb")  # noqa: SIM115 - closed below
-    with stream:
+        _write_plain(target, prefix, blocks)
+
+
+def _write_plain(target: str, prefix: bytes, blocks: Iterable[memoryview]) -> None:
+    with open(target, "wb") as stream:
         stream.write(prefix)
         for block in blocks:
             stream.write(block)
+
+
+def _deflate(block: memoryview) -> tuple[bytes, int, int]:
+    """One block as raw deflate ending on a byte boundary (a sync flush, not final), its
+    CRC-32 and length. Blocks are deflated independently (no dictionary from the one
+    before: 0.1 % larger files for 4 MB blocks), so any thread can take any block."""
+    from isal import isal_zlib
+
+    compressor = isal_zlib.compressobj(GZIP_LEVEL, isal_zlib.DEFLATED, -15)
+    data = compressor.compress(block) + compressor.flush(isal_zlib.Z_SYNC_FLUSH)
+    return data, isal_zlib.crc32(block), block.nbytes
+
+
+def _write_gzip(target: str, prefix: bytes, chunks: Iterable[tuple[bytes, int, int]]) -> None:
+    """One gzip member: the header, the deflated prefix and chunks in order, an empty
+    final block, the CRC-32 (combined from the chunks') and the length."""
+    from isal import isal_zlib
+
+    with open(target, "wb") as stream:
+        # Magic, deflate, no flags, no mtime, no extra flags, OS unknown (RFC 1952).
+        stream.write(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff")
+        data, crc, size = _deflate(memoryview(prefix))
+        stream.write(data)
+        for data, chunk_crc, length in chunks:
+            stream.write(data)
+            crc = isal_zlib.crc32_combine(crc, chunk_crc, length)
+            size += length
+        stream.write(isal_zlib.compress(b"", wbits=-15))  # the final (empty) block
+        stream.write(struct.pack("<II", crc, size & 0xFFFFFFFF))
