@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from dicomsieve.api import ConversionResult, Regularize, convert_examination, examine_index
 from dicomsieve.cli.options import db_option, index_for, jobs_option, json_option
@@ -121,7 +119,6 @@ def _run(
         scan([str(p) for p in paths], index, settings)
     known: dict[str, KnownFiles] = {}
     examination = examine_index(index, settings, series_uid=series_uid, known=known)
-    err = Console(stderr=True)
     options = {
         "fmt": fmt,
         "include_all": include_all,
@@ -129,6 +126,26 @@ def _run(
         "name_template": name_template,
         "overwrite": overwrite,
     }
+    if not sys.stderr.isatty() and not os.environ.get("FORCE_COLOR"):
+        # No progress bar to draw (rich would say the same): rich costs 25 ms to import.
+        return convert_examination(
+            examination,
+            outdir,
+            settings,
+            index=index,
+            known=known,
+            **options,  # type: ignore[arg-type]
+        )
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    err = Console(stderr=True)
     if not err.is_terminal:
         return convert_examination(
             examination,
@@ -163,6 +180,9 @@ def _run(
 
 
 def _print(result: ConversionResult) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     console = Console()
     table = Table(title=f"Wrote {len(result.outputs)} image(s)", title_justify="left")
     table.add_column("kind")
