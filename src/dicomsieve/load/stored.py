@@ -39,6 +39,7 @@ from dicomsieve.load.loader import (
     _native,
     _slice_info,
     _SliceInfo,
+    fix_high_bits,
 )
 from dicomsieve.load.volume import RAS_FROM_LPS
 from dicomsieve.loadables.model import Loadable
@@ -160,16 +161,10 @@ class StoredPixels:
         """As :func:`dicomsieve.load` (and pydicom): unused high bits cleared, or the
         sign of the stored bits extended, in place."""
         bits = self.dtype.itemsize * 8
-        shift = bits - self.bits_stored
-        if not shift:
-            return
-        if self.signed:
-            values = np.frombuffer(data, dtype=f"<i{self.dtype.itemsize}")
-            np.left_shift(values, shift, out=values)
-            np.right_shift(values, shift, out=values)
-        else:
-            values = np.frombuffer(data, dtype=f"<u{self.dtype.itemsize}")
-            np.bitwise_and(values, values.dtype.type((1 << self.bits_stored) - 1), out=values)
+        if bits > self.bits_stored:
+            fix_high_bits(
+                np.frombuffer(data, dtype=self.dtype), bits, self.bits_stored, self.signed
+            )
 
     def _ranges(self, block_bytes: int) -> tuple[list[tuple[int, int]], int]:
         """Frame ranges of whole frames, about ``block_bytes`` each, and the bytes of

@@ -4,9 +4,10 @@ The header comes from :func:`dicomsieve.write.header.nifti1_header` (the fields 
 would write, without importing nibabel). The voxels of a loaded volume are written
 straight from its Fortran-ordered array, a block at a time, so no copy of the volume is
 made; those of :class:`~dicomsieve.load.stored.StoredPixels` come from the DICOM files a
-few frames at a time, with the rescale in ``scl_slope``/``scl_inter``. ``.nii.gz`` goes
-through ISA-L's deflate (python-isal) on both cores, about twenty times faster than
-zlib's default level, for files a few percent larger.
+few frames at a time, with the rescale in ``scl_slope``/``scl_inter``. ``.nii.gz`` is
+one gzip member whose 4 MB blocks are deflated apart by ISA-L (python-isal) on two
+threads, about twenty times faster than zlib's default level, for files a few percent
+larger; the blocks of stored values are deflated by the thread that has just read them.
 """
 
 from __future__ import annotations
@@ -30,15 +31,13 @@ GZIP_LEVEL: Final = 1
 """ISA-L compression level (0-3); level 1 compresses CT within a few percent of zlib's
 default level at many times its speed."""
 
-_BLOCK: Final = 4 << 20
-
 
 def _blocks(data: NDArray[Any]) -> Iterator[memoryview]:
     """The voxels in NIfTI (Fortran) order, as contiguous blocks without copying when
     the array is Fortran-ordered."""
     if data.flags.f_contiguous:
         flat = data.reshape(-1, order="F")
-        step = max(1, _BLOCK // max(1, data.itemsize))
+        step = max(1, BLOCK_BYTES // max(1, data.itemsize))
         for start in range(0, flat.size, step):
             yield flat[start : start + step].data
         return
