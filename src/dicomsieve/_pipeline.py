@@ -26,7 +26,7 @@ MIN_BUFFER: Final = 4 << 20
 _LOCK: Final = threading.Lock()
 _EXECUTORS: dict[int, ThreadPoolExecutor] = {}
 _FREE: list[bytearray] = []
-_KEEP: Final = 8
+_KEEP: Final = 4  # threads + 1 in flight for the usual two threads
 
 
 def _executor(threads: int) -> ThreadPoolExecutor:
