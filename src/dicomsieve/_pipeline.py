@@ -20,8 +20,9 @@ __all__ = ["give_buffer", "ordered", "take_buffer"]
 X = TypeVar("X")
 T = TypeVar("T")
 
-MIN_BUFFER: Final = 4 << 20
-"""Buffers are at least this large, so that one buffer fits the blocks of any loadable."""
+MIN_BUFFER: Final = 512 << 10
+"""Buffers are at least this large (one block of the stored-value path), so that a
+free buffer fits the next loadable's blocks."""
 
 _LOCK: Final = threading.Lock()
 _EXECUTORS: dict[int, ThreadPoolExecutor] = {}

@@ -49,9 +49,11 @@ __all__ = ["BLOCK_BYTES", "StoredPixels", "stored_pixels"]
 
 T = TypeVar("T")
 
-BLOCK_BYTES: Final = 4 << 20
-"""Bytes read per block (whole frames, at least one): large enough that a thread's
-hand-off costs little next to its copy, small enough to stay in the CPU caches."""
+BLOCK_BYTES: Final = 512 << 10
+"""Bytes read (and deflated) per block, whole frames, at least one: a block stays in the
+core's cache between its read and its write or deflate. Against 4 MB blocks (A/B, 200
+MR series): .nii 1.07 -> 0.82 s, .nii.gz 3.17 -> 2.86 s; against 1 MB also a little
+faster; 256 KB slower. Deflated apart, 512 KB blocks change the size by 0.1 %."""
 
 
 @dataclass(frozen=True, slots=True)
