@@ -39,6 +39,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -105,6 +106,7 @@ __all__ = [
     "syntax_volumes",
     "values_close",
     "written_image",
+    "written_values",
 ]
 
 VOXEL_ATOL_MM = 1e-3
@@ -1121,10 +1123,31 @@ class ExamineRecorder:
 
 
 def written_image(volume: Any) -> nib.Nifti1Image:
-    """The NIfTI that ``convert`` writes for ``volume`` (``Volume.to_nibabel``, the
-    writer's image), serialised and read back in memory."""
-    image = volume.to_nibabel()
-    return nib.Nifti1Image.from_bytes(image.to_bytes())
+    """The NIfTI that ``convert`` writes for ``volume``'s loadable, read back: the stored
+    values with the rescale in the header when ``stored_pixels`` takes the loadable
+    (as ``convert`` does), else the loaded volume; by the writer ``convert`` uses."""
+    from dicomsieve.load.stored import stored_pixels
+    from dicomsieve.write.nifti import write_nifti, write_nifti_stored
+
+    stored = stored_pixels(volume.loadable)
+    with tempfile.TemporaryDirectory(prefix="dicomsieve-written-") as tmp:
+        path = Path(tmp) / "written.nii"
+        if stored is not None:
+            write_nifti_stored(stored, path)
+        else:
+            write_nifti(volume, path)
+        return nib.Nifti1Image.from_bytes(path.read_bytes())
+
+
+def written_values(volume: Any) -> tuple[NDArray[Any], RefImage]:
+    """The values a reader gets from the NIfTI ``convert`` writes for ``volume``, after
+    ``scl_slope``/``scl_inter``: in the volume's type when they are exactly its values,
+    else as float64 (and the comparison shows it)."""
+    image = image_to_ref(written_image(volume), Path("written.nii"))
+    values, ours = image.scaled, volume.array
+    if values.dtype != ours.dtype and np.array_equal(values, ours):
+        values = values.astype(ours.dtype)
+    return values, image
 
 
 def _ground_truth_match(result: CaseResult, ref: RefImage) -> OurLoadable | None:
@@ -1211,11 +1234,9 @@ def compare_case(
                 volume.array, record, case_id=case_id, output=pair.ref.name, loadable=label
             )
             out.append(found)
-            image = image_to_ref(written_image(volume), Path("written.nii"))
+            values, _ = written_values(volume)
             written.append(
-                compare_stats(
-                    image.scaled, record, case_id=case_id, output=pair.ref.name, loadable=label
-                )
+                compare_stats(values, record, case_id=case_id, output=pair.ref.name, loadable=label)
             )
             continue
         ref = load_ref_image(record.ref_file)
@@ -1241,10 +1262,10 @@ def compare_case(
                 },
             )
         out.append(found)
-        image = image_to_ref(written_image(volume), Path("written.nii"))
+        values, image = written_values(volume)
         written.append(
             compare_image(  # the same comparison, on what convert writes
-                image.scaled,
+                values,
                 image.affine_ras,
                 ref,
                 case_id=case_id,

@@ -312,9 +312,11 @@ def _voxels(voxels: Mapping[str, CaseVoxels]) -> list[str]:
         "  first slice; their statistics are compared (*same slices, another grid*).",
         "* dicom2nifti's own ground truths (`*_ground_truth.nii.gz`, not the `_reoriented`",
         "  copies) are compared in the same way with the loadable of the same grid.",
-        "* The NIfTI that `convert` writes (`Volume.to_nibabel`, read back) is compared with",
-        f"  every reference too: {written_same} of {len(dcm2niix)} give the same result as",
-        "  the loaded volume.",
+        "* The NIfTI that `convert` writes, read back (for native uncompressed loadables",
+        "  with one integer slope and intercept: the stored values, the rescale in",
+        "  `scl_slope`/`scl_inter`), is compared with every reference too, its values after",
+        "  that scaling: they must be exactly the loaded volume's, and",
+        f"  {written_same} of {len(dcm2niix)} give the same result as the loaded volume.",
         "",
         f"{len(dcm2niix)} pairs: {counts['equal']} equal, {counts['differs']} differ (listed),"
         f" {counts['stats equal'] + counts['stats differ']} without a reference file"

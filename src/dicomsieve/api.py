@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -19,12 +19,14 @@ from dicomsieve.codes import LoadableKind
 from dicomsieve.errors import ConfigError, LoadError
 from dicomsieve.index.store import Index
 from dicomsieve.load.loader import KnownFiles, load
+from dicomsieve.load.resample import is_regular_stack
 from dicomsieve.load.resample import regularize as regularize_volume
+from dicomsieve.load.stored import StoredPixels, stored_pixels
 from dicomsieve.loadables.examine import examine_series
 from dicomsieve.loadables.model import Examination, Loadable, SeriesExamination, SourceInstance
 from dicomsieve.scan.scanner import scan
 from dicomsieve.settings import Settings
-from dicomsieve.write.files import FORMATS, WrittenOutput, write_volume
+from dicomsieve.write.files import FORMATS, WrittenOutput, write_stored, write_volume
 from dicomsieve.write.names import DEFAULT_TEMPLATE, check_template, output_stem
 
 __all__ = [
@@ -84,6 +86,7 @@ def examine_index(
     *,
     series_uid: str | None = None,
     reuse: bool = True,
+    known: dict[str, KnownFiles] | None = None,
 ) -> Examination:
     """Examine indexed series, storing each result in the index.
 
@@ -98,6 +101,10 @@ def examine_index(
     reuse
         Return a stored result when the series and the tolerances have not changed
         since it was computed.
+    known
+        Filled, per series UID, with the records of the files of every series read
+        from the index here, for :func:`convert_examination` (which would otherwise
+        read them from the index again: 0.9 s for 10,000 files).
 
     Returns
     -------
@@ -113,9 +120,11 @@ def examine_index(
             continue
         stored = index.stored_examination(uid, fingerprint) if reuse else None
         if stored is None:
+            instances = index.instances(uid)
+            if known is not None:
+                known[uid] = {s.path: (s.record, s.size, s.mtime_ns) for s in instances}
             sources = [
-                SourceInstance(s.path, s.record, s.instance_id, s.duplicate_of)
-                for s in index.instances(uid)
+                SourceInstance(s.path, s.record, s.instance_id, s.duplicate_of) for s in instances
             ]
             stored = examine_series(sources, settings)
             index.store_examination(stored, fingerprint)
@@ -211,6 +220,7 @@ def convert_examination(
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
     index: Index | None = None,
+    known: Mapping[str, KnownFiles] | None = None,
 ) -> ConversionResult:
     """Load and write the selected loadables (or all but unsupported ones).
 
@@ -239,6 +249,9 @@ def convert_examination(
     index
         The index the examination came from: unchanged files are then not read again
         for their headers.
+    known
+        Per series UID, the records of its files as :func:`examine_index` filled them
+        (series missing here are read from ``index``).
 
     Returns
     -------
@@ -255,25 +268,38 @@ def convert_examination(
     outputs: list[WrittenOutput] = []
     failures: list[ConversionFailure] = []
     used: set[str] = set()
-    known: dict[str, KnownFiles] = {}
+    known_here: dict[str, KnownFiles] = dict(known or {})
+
+    def unique_stem(stem: str) -> str:
+        unique, n = stem, 1
+        while unique.lower() in used:  # case-insensitive file systems too
+            n += 1
+            unique = f"{stem}_{n}"
+        used.add(unique.lower())
+        return unique
+
     for done, (loadable, number) in enumerate(chosen, start=1):
         try:
             uid = loadable.series_instance_uid
-            if index is not None and uid not in known:
-                known[uid] = {s.path: (s.record, s.size, s.mtime_ns) for s in index.instances(uid)}
-            volume = load(loadable, settings, known=known.get(uid))
-            if regularize == "resample" and loadable.affine_lps is not None:
-                volume = regularize_volume(volume, settings)
-            stem = output_stem(name_template, loadable, volume.metadata, number)
-            if volume.resampled:
-                stem += "_resampled"
-            unique, n = stem, 1
-            while unique.lower() in used:  # case-insensitive file systems too
-                n += 1
-                unique = f"{stem}_{n}"
-            used.add(unique.lower())
-            outputs.append(write_volume(volume, outdir, unique, fmt=fmt, overwrite=overwrite))
-            del volume  # free this array before the next one is allocated
+            if index is not None and uid not in known_here:
+                known_here[uid] = {
+                    s.path: (s.record, s.size, s.mtime_ns) for s in index.instances(uid)
+                }
+            stored = _stored(loadable, settings, known_here.get(uid), fmt, regularize)
+            if stored is not None:
+                stem = unique_stem(output_stem(name_template, loadable, stored.metadata, number))
+                outputs.append(write_stored(stored, outdir, stem, fmt=fmt, overwrite=overwrite))
+            else:
+                volume = load(loadable, settings, known=known_here.get(uid))
+                if regularize == "resample" and loadable.affine_lps is not None:
+                    volume = regularize_volume(volume, settings)
+                stem = output_stem(name_template, loadable, volume.metadata, number)
+                if volume.resampled:
+                    stem += "_resampled"
+                outputs.append(
+                    write_volume(volume, outdir, unique_stem(stem), fmt=fmt, overwrite=overwrite)
+                )
+                del volume  # free this array before the next one is allocated
         except LoadError as exc:
             failures.append(
                 ConversionFailure(loadable.name, str(loadable.kind), exc.code, exc.message)
@@ -281,6 +307,32 @@ def convert_examination(
         if progress is not None:
             progress(done, len(chosen))
     return ConversionResult(tuple(outputs), tuple(failures))
+
+
+def _stored(
+    loadable: Loadable,
+    settings: Settings,
+    known: KnownFiles | None,
+    fmt: str,
+    regularize: Regularize,
+) -> StoredPixels | None:
+    """The stored values of ``loadable`` when the output can hold them as they are.
+
+    NIfTI keeps the stored values with the rescale in ``scl_slope``/``scl_inter`` (as
+    dcm2niix writes CT): they then go from the files to the output a few frames at a
+    time and are never loaded as a volume. NRRD has no such scaling, and a stack that
+    ``--regularize resample`` would resample needs its real values loaded.
+    """
+    if fmt == "nrrd":
+        return None
+    stored = stored_pixels(loadable, settings, known=known)
+    if (
+        stored is not None
+        and regularize == "resample"
+        and not is_regular_stack(loadable, stored.affine_lps, stored.shape[2], settings)
+    ):
+        return None
+    return stored
 
 
 def convert(
@@ -294,5 +346,13 @@ def convert(
     """Examine ``source`` (paths or an index) and convert; see :func:`convert_examination`."""
     settings = settings or Settings()
     with _indexed(source, settings) as index:
-        examination = examine_index(index, settings, series_uid=series_uid)
-        return convert_examination(examination, outdir, settings, index=index, **options)  # type: ignore[arg-type]
+        known: dict[str, KnownFiles] = {}
+        examination = examine_index(index, settings, series_uid=series_uid, known=known)
+        return convert_examination(
+            examination,
+            outdir,
+            settings,
+            index=index,
+            known=known,
+            **options,  # type: ignore[arg-type]
+        )

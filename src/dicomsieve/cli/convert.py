@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from dicomsieve.api import ConversionResult, Regularize, convert_examination, examine_index
 from dicomsieve.cli.options import db_option, index_for, jobs_option, json_option
 from dicomsieve.errors import ConfigError
 from dicomsieve.index.store import Index
+from dicomsieve.load.loader import KnownFiles
 from dicomsieve.scan.scanner import scan
 from dicomsieve.settings import Settings
 from dicomsieve.write.files import FORMATS
@@ -118,8 +117,8 @@ def _run(
 ) -> ConversionResult:
     if paths:
         scan([str(p) for p in paths], index, settings)
-    examination = examine_index(index, settings, series_uid=series_uid)
-    err = Console(stderr=True)
+    known: dict[str, KnownFiles] = {}
+    examination = examine_index(index, settings, series_uid=series_uid, known=known)
     options = {
         "fmt": fmt,
         "include_all": include_all,
@@ -127,8 +126,35 @@ def _run(
         "name_template": name_template,
         "overwrite": overwrite,
     }
+    if not sys.stderr.isatty() and not os.environ.get("FORCE_COLOR"):
+        # No progress bar to draw (rich would say the same): rich costs 25 ms to import.
+        return convert_examination(
+            examination,
+            outdir,
+            settings,
+            index=index,
+            known=known,
+            **options,  # type: ignore[arg-type]
+        )
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    err = Console(stderr=True)
     if not err.is_terminal:
-        return convert_examination(examination, outdir, settings, index=index, **options)  # type: ignore[arg-type]
+        return convert_examination(
+            examination,
+            outdir,
+            settings,
+            index=index,
+            known=known,
+            **options,  # type: ignore[arg-type]
+        )
     with Progress(
         TextColumn("converting"),
         BarColumn(),
@@ -148,11 +174,15 @@ def _run(
             settings,
             progress=show,
             index=index,
+            known=known,
             **options,  # type: ignore[arg-type]
         )
 
 
 def _print(result: ConversionResult) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     console = Console()
     table = Table(title=f"Wrote {len(result.outputs)} image(s)", title_justify="left")
     table.add_column("kind")

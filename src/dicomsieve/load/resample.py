@@ -24,15 +24,15 @@ from numpy.typing import NDArray
 from dicomsieve.codes import LoadErrorCode
 from dicomsieve.errors import LoadError
 from dicomsieve.load.volume import Volume
+from dicomsieve.loadables.model import Loadable
 from dicomsieve.settings import Settings
 
-__all__ = ["is_regular", "regularize"]
+__all__ = ["is_regular", "is_regular_stack", "regularize"]
 
 
 def _frame(
-    volume: Volume,
+    a: NDArray[np.float64],
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], float, float]:
-    a = volume.affine_lps
     dc, dr = float(np.linalg.norm(a[:3, 0])), float(np.linalg.norm(a[:3, 1]))
     if dc == 0 or dr == 0:
         raise LoadError(LoadErrorCode.NO_GEOMETRY, "the affine has no in-plane extent")
@@ -42,23 +42,29 @@ def _frame(
     return row, column, normal, dc, dr
 
 
-def _positions(volume: Volume) -> NDArray[np.float64]:
-    lo = volume.loadable
-    n = volume.array.shape[2]
+def _positions(lo: Loadable, affine: NDArray[np.float64], n: int) -> NDArray[np.float64]:
     refs = lo.slices[:n] if lo.mosaic_slices is None else ()
     if refs and all(s.position is not None for s in refs) and len(refs) == n:
         return np.array([s.position for s in refs], dtype=np.float64)
     # Mosaics and single slices: the affine is the geometry.
     k = np.arange(n, dtype=np.float64)
-    return volume.affine_lps[:3, 3][None, :] + k[:, None] * volume.affine_lps[:3, 2][None, :]
+    return affine[:3, 3][None, :] + k[:, None] * affine[:3, 2][None, :]
 
 
 def is_regular(volume: Volume, settings: Settings) -> bool:
     """True when the slices already form a regular grid along their normal."""
-    if volume.loadable.affine_lps is None:
+    return is_regular_stack(volume.loadable, volume.affine_lps, volume.array.shape[2], settings)
+
+
+def is_regular_stack(
+    loadable: Loadable, affine_lps: NDArray[np.float64], slices: int, settings: Settings
+) -> bool:
+    """:func:`is_regular` from the geometry alone (``slices`` along the third axis), so
+    that it can be asked before any voxel is read."""
+    if loadable.affine_lps is None:
         return True
-    row, column, normal, _, _ = _frame(volume)
-    positions = _positions(volume)
+    row, column, normal, _, _ = _frame(affine_lps)
+    positions = _positions(loadable, affine_lps, slices)
     if len(positions) < 2:
         return True
     offsets = positions - positions[0]
@@ -88,8 +94,8 @@ def regularize(volume: Volume, settings: Settings | None = None) -> Volume:
         raise LoadError(LoadErrorCode.NO_GEOMETRY, f"{volume.loadable.name} has no geometry")
     if is_regular(volume, settings):
         return volume
-    row, column, normal, dc, dr = _frame(volume)
-    positions = _positions(volume)
+    row, column, normal, dc, dr = _frame(volume.affine_lps)
+    positions = _positions(volume.loadable, volume.affine_lps, volume.array.shape[2])
     depth = positions @ normal
     order = np.argsort(depth, kind="stable")
     depth, positions = depth[order], positions[order]

@@ -13,7 +13,7 @@ from dicomsieve.loadables.model import Loadable
 if TYPE_CHECKING:  # nibabel is imported only when an image is made
     import nibabel as nib
 
-__all__ = ["RAS_FROM_LPS", "Volume"]
+__all__ = ["RAS_FROM_LPS", "Volume", "nearest_rigid"]
 
 RAS_FROM_LPS: NDArray[np.float64] = np.diag([-1.0, -1.0, 1.0, 1.0])
 """Multiply an LPS affine on the left by this to get the RAS affine NIfTI uses."""
@@ -69,14 +69,14 @@ class Volume:
         image = nib.Nifti1Image(data, self.affine_ras, header=header)
         image.set_data_dtype(data.dtype)
         image.set_sform(self.affine_ras, code=1)
-        image.set_qform(_rigid(self.affine_ras), code=1)
+        image.set_qform(nearest_rigid(self.affine_ras), code=1)
         zooms = np.linalg.norm(self.affine_ras[:3, :3], axis=0)
         image.header.set_zooms((*(float(z) for z in zooms), *([1.0] * (data.ndim - 3))))
         image.header.set_xyzt_units("mm", "sec")
         return image
 
 
-def _rigid(affine: NDArray[np.float64]) -> NDArray[np.float64]:
+def nearest_rigid(affine: NDArray[np.float64]) -> NDArray[np.float64]:
     """The rotation-and-zoom affine nearest to ``affine`` (for the qform, which cannot
     hold a shear): orthonormalise the directions by polar decomposition, keep the column
     lengths and the origin."""

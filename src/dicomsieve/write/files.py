@@ -21,11 +21,13 @@ import numpy as np
 
 from dicomsieve.codes import LoadErrorCode
 from dicomsieve.errors import ConfigError, LoadError
+from dicomsieve.load.stored import StoredPixels
 from dicomsieve.load.volume import Volume
+from dicomsieve.loadables.model import Loadable
 from dicomsieve.write.names import safe_component
-from dicomsieve.write.nifti import write_nifti
+from dicomsieve.write.nifti import write_nifti, write_nifti_stored
 
-__all__ = ["FORMATS", "WrittenOutput", "write_volume"]
+__all__ = ["FORMATS", "WrittenOutput", "write_stored", "write_volume"]
 
 FORMATS: Final = ("nii.gz", "nii", "nrrd")
 
@@ -81,6 +83,78 @@ def write_volume(
     LoadError
         ``OUTPUT_EXISTS`` or ``WRITE_FAILED``.
     """
+    writer = _write_nrrd if fmt == "nrrd" else _write_nifti
+    return _write_pair(
+        lambda tmp: writer(volume, tmp),
+        volume.loadable,
+        volume.metadata,
+        {"resampled": volume.resampled, "scl_slope": None, "scl_inter": None},
+        outdir,
+        stem,
+        fmt,
+        overwrite,
+    )
+
+
+def write_stored(
+    stored: StoredPixels,
+    outdir: str | os.PathLike[str],
+    stem: str,
+    *,
+    fmt: str = "nii.gz",
+    overwrite: bool = False,
+) -> WrittenOutput:
+    """Write the stored values of a loadable to ``outdir/stem.<fmt>`` (NIfTI only), the
+    rescale in the header, and ``outdir/stem.json``.
+
+    The sidecar's ``dicomsieve`` block gives the header's ``scl_slope`` and
+    ``scl_inter`` (both null when the stored values are the real ones).
+
+    Parameters
+    ----------
+    stored
+        From :func:`dicomsieve.load.stored.stored_pixels`.
+    outdir, stem, overwrite
+        As for :func:`write_volume`.
+    fmt
+        ``nii.gz`` or ``nii``.
+
+    Returns
+    -------
+    WrittenOutput
+
+    Raises
+    ------
+    LoadError
+        ``OUTPUT_EXISTS``, ``WRITE_FAILED``, or an error reading the files
+        (``PIXEL_DATA_SHORT``, ``FILE_CHANGED``).
+    """
+    if fmt not in ("nii.gz", "nii"):
+        raise ConfigError(f"stored values are written as NIfTI (nii.gz or nii), not {fmt!r}")
+    slope, inter = stored.scaling or (None, None)
+    return _write_pair(
+        lambda tmp: write_nifti_stored(stored, tmp),
+        stored.loadable,
+        stored.metadata,
+        {"resampled": False, "scl_slope": slope, "scl_inter": inter},
+        outdir,
+        stem,
+        fmt,
+        overwrite,
+    )
+
+
+def _write_pair(
+    write_image: Callable[[Path], object],
+    loadable: Loadable,
+    metadata: dict[str, Any],
+    extra: dict[str, Any],
+    outdir: str | os.PathLike[str],
+    stem: str,
+    fmt: str,
+    overwrite: bool,
+) -> WrittenOutput:
+    """The image (by ``write_image``) and its sidecar, each atomically."""
     if fmt not in FORMATS:
         raise ConfigError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     folder = Path(outdir)
@@ -93,17 +167,14 @@ def write_volume(
             raise LoadError(LoadErrorCode.WRITE_FAILED, "an output name left the output folder")
         if path.exists() and not overwrite:
             raise LoadError(LoadErrorCode.OUTPUT_EXISTS, f"{path} exists (use overwrite)")
-    writer = _write_nrrd if fmt == "nrrd" else _write_nifti
-    _atomic(image_path, lambda tmp: writer(volume, tmp), overwrite)
-    sidecar = dict(volume.metadata)
+    _atomic(image_path, write_image, overwrite)
+    sidecar = dict(metadata)
     block = dict(sidecar.get("dicomsieve", {}))
-    block.update(resampled=volume.resampled, format=fmt)
+    block.update(extra, format=fmt)
     sidecar["dicomsieve"] = block
     text = json.dumps(sidecar, indent=2, default=_json_default) + "\n"
     _atomic(sidecar_path, lambda tmp: tmp.write_text(text), overwrite)
-    return WrittenOutput(
-        volume.loadable.name, str(volume.loadable.kind), str(image_path), str(sidecar_path)
-    )
+    return WrittenOutput(loadable.name, str(loadable.kind), str(image_path), str(sidecar_path))
 
 
 def _json_default(value: object) -> object:
