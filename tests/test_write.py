@@ -8,6 +8,7 @@ ImageOrientationPatient, PixelSpacing), not against dicomsieve's own affine.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -214,6 +215,28 @@ def test_nifti_rgb_is_rgb24(volumes: dict[str, Volume], tmp_path: Path) -> None:
     assert data.shape == (14, 10, 1)
     for c, name in enumerate(("R", "G", "B")):
         np.testing.assert_array_equal(data[name], volume.array[..., c])
+
+
+@pytest.mark.parametrize(("peak", "expected_shift"), [(255, 0), (256, 1), (4095, 4), (65535, 8)])
+def test_nifti_rgb_of_16_bit_colour_keeps_proportions(
+    volumes: dict[str, Volume], tmp_path: Path, peak: int, expected_shift: int
+) -> None:
+    """16-bit colour cannot go into RGB24 as it is: it is shifted right by the fewest
+    bits that fit its largest value, never wrapped; both NIfTI writers agree."""
+    base = volumes["rgb"]
+    rng = np.random.default_rng(peak)
+    wide = rng.integers(0, peak + 1, size=base.array.shape, dtype=np.uint16)
+    wide.flat[0] = peak
+    volume = dataclasses.replace(base, array=wide)
+    expected = (wide >> expected_shift).astype(np.uint8)
+    image = nib.load(write_volume(volume, tmp_path, "wide", fmt="nii").path)
+    assert isinstance(image, nib.Nifti1Image)
+    data = np.asarray(image.dataobj)
+    from_nibabel = np.asarray(volume.to_nibabel().dataobj)
+    for c, name in enumerate(("R", "G", "B")):
+        np.testing.assert_array_equal(data[name], expected[..., c])
+        np.testing.assert_array_equal(from_nibabel[name], expected[..., c])
+    assert int(data["R"].max()) <= 255
 
 
 # --- NRRD -------------------------------------------------------------------------------

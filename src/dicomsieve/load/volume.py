@@ -13,7 +13,7 @@ from dicomsieve.loadables.model import Loadable
 if TYPE_CHECKING:  # nibabel is imported only when an image is made
     import nibabel as nib
 
-__all__ = ["RAS_FROM_LPS", "Volume", "nearest_rigid"]
+__all__ = ["RAS_FROM_LPS", "Volume", "nearest_rigid", "rgb24"]
 
 RAS_FROM_LPS: NDArray[np.float64] = np.diag([-1.0, -1.0, 1.0, 1.0])
 """Multiply an LPS affine on the left by this to get the RAS affine NIfTI uses."""
@@ -64,7 +64,7 @@ class Volume:
         data: NDArray[Any] = self.array
         if self.is_rgb:
             rgb = np.dtype([("R", "u1"), ("G", "u1"), ("B", "u1")])
-            data = np.ascontiguousarray(data.astype(np.uint8)).view(rgb)[..., 0]
+            data = np.ascontiguousarray(rgb24(data)).view(rgb)[..., 0]
         header = nib.Nifti1Header()
         image = nib.Nifti1Image(data, self.affine_ras, header=header)
         image.set_data_dtype(data.dtype)
@@ -74,6 +74,23 @@ class Volume:
         image.header.set_zooms((*(float(z) for z in zooms), *([1.0] * (data.ndim - 3))))
         image.header.set_xyzt_units("mm", "sec")
         return image
+
+
+def rgb24(array: NDArray[Any]) -> NDArray[np.uint8]:
+    """Colour voxels as 8 bits per channel, for NIfTI's RGB24.
+
+    8-bit colour is returned as it is. Wider colour (16 bits per sample) is shifted
+    right by the fewest bits that bring its largest value into 0-255, so that the
+    channels keep their proportions instead of wrapping around; values that already fit
+    are kept exactly.
+    """
+    if array.dtype == np.uint8:
+        return array.view(np.uint8)
+    peak = int(array.max()) if array.size else 0
+    shift = max(peak.bit_length() - 8, 0)
+    shifted: NDArray[Any] = np.right_shift(array, shift) if shift else array
+    out: NDArray[np.uint8] = np.clip(shifted, 0, 255).astype(np.uint8)
+    return out
 
 
 def nearest_rigid(affine: NDArray[np.float64]) -> NDArray[np.float64]:

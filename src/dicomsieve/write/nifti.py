@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 
 from dicomsieve._pipeline import ordered
 from dicomsieve.load.stored import BLOCK_BYTES, StoredPixels
-from dicomsieve.load.volume import Volume
+from dicomsieve.load.volume import Volume, rgb24
 from dicomsieve.write.header import nifti1_header
 
 __all__ = ["GZIP_LEVEL", "write_nifti", "write_nifti_stored"]
@@ -62,7 +62,7 @@ def write_nifti(volume: Volume, path: str | os.PathLike[str], *, threads: int = 
     if volume.is_rgb:
         # RGB24: three bytes per voxel, so colour must be the fastest axis of the
         # Fortran-ordered data (a copy; colour images are small).
-        data = np.asfortranarray(np.moveaxis(data.astype(np.uint8, copy=False), -1, 0))
+        data = np.asfortranarray(np.moveaxis(rgb24(data), -1, 0))
         shape = shape[:-1]
     prefix = nifti1_header(volume.affine_ras, shape, data.dtype, rgb=volume.is_rgb)
     _write(path, prefix, _blocks(data), threads)
