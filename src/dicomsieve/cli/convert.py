@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -119,23 +120,25 @@ def _run(
         scan([str(p) for p in paths], index, settings)
     known: dict[str, KnownFiles] = {}
     examination = examine_index(index, settings, series_uid=series_uid, known=known)
-    options = {
-        "fmt": fmt,
-        "include_all": include_all,
-        "regularize": regularize,
-        "name_template": name_template,
-        "overwrite": overwrite,
-    }
-    if not sys.stderr.isatty() and not os.environ.get("FORCE_COLOR"):
-        # No progress bar to draw (rich would say the same): rich costs 25 ms to import.
+
+    def convert(progress: Callable[[int, int], None] | None = None) -> ConversionResult:
         return convert_examination(
             examination,
             outdir,
             settings,
+            progress=progress,
             index=index,
             known=known,
-            **options,  # type: ignore[arg-type]
+            fmt=fmt,
+            include_all=include_all,
+            regularize=regularize,
+            name_template=name_template,
+            overwrite=overwrite,
         )
+
+    if not sys.stderr.isatty() and not os.environ.get("FORCE_COLOR"):
+        # No progress bar to draw (rich would say the same): rich costs 25 ms to import.
+        return convert()
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -147,14 +150,7 @@ def _run(
 
     err = Console(stderr=True)
     if not err.is_terminal:
-        return convert_examination(
-            examination,
-            outdir,
-            settings,
-            index=index,
-            known=known,
-            **options,  # type: ignore[arg-type]
-        )
+        return convert()
     with Progress(
         TextColumn("converting"),
         BarColumn(),
@@ -168,15 +164,7 @@ def _run(
         def show(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        return convert_examination(
-            examination,
-            outdir,
-            settings,
-            progress=show,
-            index=index,
-            known=known,
-            **options,  # type: ignore[arg-type]
-        )
+        return convert(show)
 
 
 def _print(result: ConversionResult) -> None:
