@@ -33,7 +33,7 @@
 #define ITEM_END 0xFFFEE00Du
 #define SEQUENCE_END 0xFFFEE0DDu
 
-enum outcome { OK = 0, FALLBACK = 1, FAILURE = 2, MORE = 3, PYERROR = 4 };
+enum outcome { OK = 0, FALLBACK = 1, FAILURE = 2, MORE = 3, PYERROR = 4, NO_VR = 5 };
 
 typedef struct {
     const unsigned char *buf;
@@ -113,16 +113,75 @@ static int need(walker *w, uint64_t pos, uint64_t n, const char *what) {
 static int sequence(walker *w, uint64_t pos, int has_end, uint64_t end, PyObject *spec,
                     long depth, PyObject **items_out, uint64_t *pos_out);
 
+/* The length of the explicit VR element at pos and where its value starts. Returns OK,
+ * NO_VR (the two bytes are no VR: the caller says so), or what need() returns. */
+static int explicit_length(walker *w, uint64_t pos, const char *what, uint64_t *length,
+                           uint64_t *vpos) {
+    unsigned char a = w->buf[pos + 4], b = w->buf[pos + 5];
+    int kind = (a >= 'A' && a <= 'Z' && b >= 'A' && b <= 'Z') ? vr_kind[a - 'A'][b - 'A'] : 0;
+    if (kind == 2) {
+        int rc = need(w, pos, 12, what);
+        if (rc != OK)
+            return rc;
+        *length = u32(w, pos + 8);
+        *vpos = pos + 12;
+        return OK;
+    }
+    if (kind == 1) {
+        *length = u16(w, pos + 6);
+        *vpos = pos + 8;
+        return OK;
+    }
+    return NO_VR;
+}
+
+/* The VR the dictionary (VR_OF) gives ``key``, else ``otherwise``; NULL on an error. */
+static PyObject *known_vr(walker *w, PyObject *key, PyObject *otherwise) {
+    PyObject *known = PyDict_GetItemWithError(w->vr_of, key);
+    if (known == NULL && PyErr_Occurred())
+        return NULL;
+    return known != NULL ? known : otherwise;
+}
+
+/* (vr, the value's bytes): what the walks keep of an element they want. */
+static PyObject *raw_value(const walker *w, PyObject *vr, uint64_t vpos, uint64_t length) {
+    PyObject *raw = PyBytes_FromStringAndSize((const char *)w->buf + vpos, (Py_ssize_t)length);
+    PyObject *value = raw == NULL ? NULL : PyTuple_Pack(2, vr, raw);
+    Py_XDECREF(raw);
+    return value;
+}
+
+/* What walk() and meta() return for rc (``ok``, a new reference, when rc is OK); NULL
+ * with the Python exception set when rc is PYERROR. */
+static PyObject *report(const walker *w, int rc, PyObject *ok) {
+    switch (rc) {
+    case OK:
+        return ok;
+    case FALLBACK:
+        return Py_BuildValue("(iO)", 1, w->message);
+    case FAILURE:
+        return Py_BuildValue("(isO)", 2, w->code, w->message);
+    case MORE:
+        return Py_BuildValue("(iO)", 3, Py_None);
+    default:
+        return NULL;
+    }
+}
+
+static int is_sq(PyObject *vr) { return vr == str_sq || PyUnicode_Compare(vr, str_sq) == 0; }
+
 /* Parse elements from pos to end (or to an item delimiter when !has_end). */
 static int dataset(walker *w, uint64_t pos, int has_end, uint64_t end, PyObject *spec, long depth,
                    PyObject **tree_out, uint64_t *pos_out) {
     int top = depth == 0;
     uint64_t limit = has_end ? end : w->size;
     int rc;
+    PyObject *key = NULL; /* the tag of the element at pos, one object per element */
     PyObject *tree = PyDict_New();
     if (tree == NULL)
         return PYERROR;
     while (pos < limit) {
+        Py_CLEAR(key);
         if ((rc = need(w, pos, 8, "element header")) != OK)
             goto done;
         uint32_t group = u16(w, pos), elem = u16(w, pos + 2);
@@ -136,41 +195,27 @@ static int dataset(walker *w, uint64_t pos, int has_end, uint64_t end, PyObject 
                 *pos_out = pos + 8;
                 return OK;
             }
-            rc = fallback(w, text("unexpected delimiter (%04X,%04X) at byte %llu",
-                                                  group, elem, (unsigned long long)pos));
+            rc = fallback(w, text("unexpected delimiter (%04X,%04X) at byte %llu", group, elem,
+                                  (unsigned long long)pos));
+            goto done;
+        }
+        if ((key = PyLong_FromUnsignedLong(tag)) == NULL) {
+            rc = PYERROR;
             goto done;
         }
         if (w->explicit_vr) {
-            unsigned char a = w->buf[pos + 4], b = w->buf[pos + 5];
-            int kind = (a >= 'A' && a <= 'Z' && b >= 'A' && b <= 'Z') ? vr_kind[a - 'A'][b - 'A'] : 0;
-            if (kind == 2) {
-                if ((rc = need(w, pos, 12, "element header")) != OK)
-                    goto done;
-                length = u32(w, pos + 8);
-                vpos = pos + 12;
-            } else if (kind == 1) {
-                length = u16(w, pos + 6);
-                vpos = pos + 8;
-            } else {
-                rc = fallback(w, text("unknown VR at byte %llu",
-                                                      (unsigned long long)pos));
+            rc = explicit_length(w, pos, "element header", &length, &vpos);
+            if (rc == NO_VR)
+                rc = fallback(w, text("unknown VR at byte %llu", (unsigned long long)pos));
+            if (rc != OK)
                 goto done;
-            }
-            vr = vr_text[a - 'A'][b - 'A'];
+            vr = vr_text[w->buf[pos + 4] - 'A'][w->buf[pos + 5] - 'A'];
             unknown = vr == str_un;
             if (unknown) {
-                PyObject *key = PyLong_FromUnsignedLong(tag);
-                if (key == NULL) {
+                if ((vr = known_vr(w, key, str_un)) == NULL) {
                     rc = PYERROR;
                     goto done;
                 }
-                PyObject *known = PyDict_GetItemWithError(w->vr_of, key);
-                Py_DECREF(key);
-                if (known == NULL && PyErr_Occurred()) {
-                    rc = PYERROR;
-                    goto done;
-                }
-                vr = known != NULL ? known : str_un;
                 if (length == UNDEFINED) {
                     rc = fallback(w, PyUnicode_FromString("UN element of undefined length"));
                     goto done;
@@ -179,28 +224,14 @@ static int dataset(walker *w, uint64_t pos, int has_end, uint64_t end, PyObject 
         } else {
             length = u32(w, pos + 4);
             vpos = pos + 8;
-            PyObject *key = PyLong_FromUnsignedLong(tag);
-            if (key == NULL) {
+            if ((vr = known_vr(w, key, length == UNDEFINED ? str_sq : str_un)) == NULL) {
                 rc = PYERROR;
                 goto done;
             }
-            PyObject *known = PyDict_GetItemWithError(w->vr_of, key);
-            Py_DECREF(key);
-            if (known == NULL && PyErr_Occurred()) {
-                rc = PYERROR;
-                goto done;
-            }
-            vr = known != NULL ? known : (length == UNDEFINED ? str_sq : str_un);
-        }
-        PyObject *key = PyLong_FromUnsignedLong(tag);
-        if (key == NULL) {
-            rc = PYERROR;
-            goto done;
         }
         if (top && group == 0x7FE0) {
             int is_pixel = PySet_Contains(w->pixel_tags, key);
             if (is_pixel < 0) {
-                Py_DECREF(key);
                 rc = PYERROR;
                 goto done;
             }
@@ -212,12 +243,12 @@ static int dataset(walker *w, uint64_t pos, int has_end, uint64_t end, PyObject 
                                : Py_BuildValue("(kKK)", (unsigned long)tag,
                                                (unsigned long long)vpos,
                                                (unsigned long long)length);
-                Py_DECREF(key);
                 if (w->pixel == NULL) {
                     rc = PYERROR;
                     goto done;
                 }
                 /* The reader always stops at the pixel data. */
+                Py_DECREF(key);
                 *tree_out = tree;
                 *pos_out = pos;
                 return OK;
@@ -225,35 +256,27 @@ static int dataset(walker *w, uint64_t pos, int has_end, uint64_t end, PyObject 
         }
         PyObject *want = PyDict_GetItemWithError(spec, key); /* borrowed; NULL: skip */
         if (want == NULL && PyErr_Occurred()) {
-            Py_DECREF(key);
             rc = PYERROR;
             goto done;
         }
         if (length == UNDEFINED) {
-            if (vr != str_sq && PyUnicode_Compare(vr, str_sq) != 0) {
-                Py_DECREF(key);
+            if (!is_sq(vr)) {
                 const char *name = PyUnicode_AsUTF8(vr);
-                if (name == NULL) {
-                    rc = PYERROR;
-                    goto done;
-                }
-                rc = fallback(w, text("undefined length for VR %s at byte %llu", name,
-                                      (unsigned long long)pos));
+                rc = name == NULL ? PYERROR
+                                  : fallback(w, text("undefined length for VR %s at byte %llu",
+                                                     name, (unsigned long long)pos));
                 goto done;
             }
             PyObject *sub = (want != NULL && PyDict_Check(want)) ? want : empty_spec;
             PyObject *items = NULL;
-            if ((rc = sequence(w, vpos, 0, 0, sub, depth + 1, &items, &pos)) != OK) {
-                Py_DECREF(key);
+            if ((rc = sequence(w, vpos, 0, 0, sub, depth + 1, &items, &pos)) != OK)
                 goto done;
-            }
             int err = 0;
             if (want == w->presence)
                 err = PyDict_SetItem(tree, key, Py_True);
             else if (want != NULL && PyDict_Check(want))
                 err = PyDict_SetItem(tree, key, items);
             Py_DECREF(items);
-            Py_DECREF(key);
             if (err < 0) {
                 rc = PYERROR;
                 goto done;
@@ -261,17 +284,14 @@ static int dataset(walker *w, uint64_t pos, int has_end, uint64_t end, PyObject 
             continue;
         }
         if (vpos + length > w->size) {
-            Py_DECREF(key);
             rc = fail(w, "PARSE_TRUNCATED",
                       text("element (%04X,%04X) at byte %llu declares %llu bytes; "
-                                           "only %lld remain in the file",
-                                           group, elem, (unsigned long long)pos,
-                                           (unsigned long long)length,
-                                           (long long)w->size - (long long)vpos));
+                           "only %lld remain in the file",
+                           group, elem, (unsigned long long)pos, (unsigned long long)length,
+                           (long long)w->size - (long long)vpos));
             goto done;
         }
         if (want == NULL) {
-            Py_DECREF(key);
             pos = vpos + length;
             continue;
         }
@@ -279,10 +299,8 @@ static int dataset(walker *w, uint64_t pos, int has_end, uint64_t end, PyObject 
         if (want == w->presence) {
             value = Py_NewRef(Py_True);
         } else if (PyDict_Check(want)) {
-            if (vr != str_sq && PyUnicode_Compare(vr, str_sq) != 0) {
-                Py_DECREF(key);
-                rc = fallback(w, text("expected a sequence at byte %llu",
-                                                      (unsigned long long)pos));
+            if (!is_sq(vr)) {
+                rc = fallback(w, text("expected a sequence at byte %llu", (unsigned long long)pos));
                 goto done;
             }
             uint64_t ignored;
@@ -299,42 +317,32 @@ static int dataset(walker *w, uint64_t pos, int has_end, uint64_t end, PyObject 
             } else {
                 rc = sequence(w, vpos, 1, vpos + length, want, depth + 1, &value, &ignored);
             }
-            if (rc != OK) {
-                Py_DECREF(key);
+            if (rc != OK)
                 goto done;
-            }
         } else {
-            if ((rc = need(w, vpos, length, "element value")) != OK) {
-                Py_DECREF(key);
+            if ((rc = need(w, vpos, length, "element value")) != OK)
                 goto done;
-            }
-            PyObject *raw =
-                PyBytes_FromStringAndSize((const char *)w->buf + vpos, (Py_ssize_t)length);
-            value = raw == NULL ? NULL : PyTuple_Pack(2, vr, raw);
-            Py_XDECREF(raw);
+            value = raw_value(w, vr, vpos, length);
         }
-        if (value == NULL) {
-            Py_DECREF(key);
-            rc = PYERROR;
-            goto done;
-        }
-        int err = PyDict_SetItem(tree, key, value);
-        Py_DECREF(value);
-        Py_DECREF(key);
+        int err = value == NULL ? -1 : PyDict_SetItem(tree, key, value);
+        Py_XDECREF(value);
         if (err < 0) {
             rc = PYERROR;
             goto done;
         }
         pos = vpos + length;
     }
+    Py_CLEAR(key);
     if (!has_end && !top) {
-        rc = fail(w, "PARSE_TRUNCATED", PyUnicode_FromString("an item of undefined length never ends"));
+        rc = fail(w, "PARSE_TRUNCATED",
+                  PyUnicode_FromString("an item of undefined length never ends"));
         goto done;
     }
     *tree_out = tree;
     *pos_out = pos;
     return OK;
 done:
+    Py_XDECREF(key);
     Py_DECREF(tree);
     return rc;
 }
@@ -445,22 +453,11 @@ static PyObject *walk(PyObject *module, PyObject *args) {
     } else {
         PyObject *tree = NULL;
         uint64_t end;
-        switch (dataset(&w, pos, 0, 0, spec, 0, &tree, &end)) {
-        case OK:
-            result = Py_BuildValue("(iNO)", 0, tree, w.pixel != NULL ? w.pixel : Py_None);
-            break;
-        case FALLBACK:
-            result = Py_BuildValue("(iO)", 1, w.message);
-            break;
-        case FAILURE:
-            result = Py_BuildValue("(isO)", 2, w.code, w.message);
-            break;
-        case MORE:
-            result = Py_BuildValue("(iO)", 3, Py_None);
-            break;
-        default: /* a Python exception is set */
-            break;
-        }
+        int rc = dataset(&w, pos, 0, 0, spec, 0, &tree, &end);
+        PyObject *ok = rc != OK ? NULL
+                                : Py_BuildValue("(iNO)", 0, tree,
+                                                w.pixel != NULL ? w.pixel : Py_None);
+        result = report(&w, rc, ok);
     }
     Py_XDECREF(w.pixel);
     Py_XDECREF(w.message);
@@ -652,7 +649,9 @@ static PyObject *decode_text_value(const char *p, Py_ssize_t n, enum vr_class ki
 
 static PyObject *decode_binary_value(const unsigned char *p, Py_ssize_t n, char code,
                                      int little) {
-    Py_ssize_t width = (code == 'H' || code == 'h') ? 2 : (code == 'd' || code == 'q' || code == 'Q') ? 8 : 4;
+    Py_ssize_t width = (code == 'H' || code == 'h')                 ? 2
+                       : (code == 'd' || code == 'q' || code == 'Q') ? 8
+                                                                     : 4;
     Py_ssize_t count = n / width;
     PyObject *out = PyTuple_New(count);
     if (out == NULL)
@@ -959,7 +958,8 @@ static PyObject *extract(PyObject *module, PyObject *args) {
         long kind = PyLong_AsLong(PyTuple_GET_ITEM(row, 1));
         PyObject *value = kind == -1 && PyErr_Occurred()
                               ? NULL
-                              : field(tree, PyTuple_GET_ITEM(row, 0), kind, PyTuple_GET_ITEM(row, 2));
+                              : field(tree, PyTuple_GET_ITEM(row, 0), kind,
+                                      PyTuple_GET_ITEM(row, 2));
         if (value == NULL) {
             Py_DECREF(out);
             return NULL;
@@ -1000,21 +1000,12 @@ static PyObject *meta(PyObject *module, PyObject *args) {
         uint32_t group = u16(&w, pos), elem = u16(&w, pos + 2);
         if (group != 0x0002)
             break;
-        unsigned char a = w.buf[pos + 4], b = w.buf[pos + 5];
-        int kind = (a >= 'A' && a <= 'Z' && b >= 'A' && b <= 'Z') ? vr_kind[a - 'A'][b - 'A'] : 0;
         uint64_t length, vpos;
-        if (kind == 2) {
-            if ((rc = need(&w, pos, 12, "file meta element")) != OK)
-                break;
-            length = u32(&w, pos + 8);
-            vpos = pos + 12;
-        } else if (kind == 1) {
-            length = u16(&w, pos + 6);
-            vpos = pos + 8;
-        } else {
+        rc = explicit_length(&w, pos, "file meta element", &length, &vpos);
+        if (rc == NO_VR)
             rc = fallback(&w, PyUnicode_FromString("file meta element with an unknown VR"));
+        if (rc != OK)
             break;
-        }
         if (length == UNDEFINED) {
             rc = fallback(&w, PyUnicode_FromString("file meta element of undefined length"));
             break;
@@ -1035,10 +1026,8 @@ static PyObject *meta(PyObject *module, PyObject *args) {
                 Py_DECREF(key);
                 break;
             }
-            PyObject *bytes =
-                PyBytes_FromStringAndSize((const char *)w.buf + vpos, (Py_ssize_t)length);
-            PyObject *value = bytes == NULL ? NULL : PyTuple_Pack(2, vr_text[a - 'A'][b - 'A'], bytes);
-            Py_XDECREF(bytes);
+            PyObject *value =
+                raw_value(&w, vr_text[w.buf[pos + 4] - 'A'][w.buf[pos + 5] - 'A'], vpos, length);
             int err = value == NULL ? -1 : PyDict_SetItem(raw, key, value);
             Py_XDECREF(value);
             Py_DECREF(key);
@@ -1059,22 +1048,8 @@ static PyObject *meta(PyObject *module, PyObject *args) {
         }
         pos = vpos + length;
     }
-    switch (rc) {
-    case OK:
-        result = Py_BuildValue("(iOK)", 0, raw, (unsigned long long)pos);
-        break;
-    case FALLBACK:
-        result = Py_BuildValue("(iO)", 1, w.message);
-        break;
-    case FAILURE:
-        result = Py_BuildValue("(isO)", 2, w.code, w.message);
-        break;
-    case MORE:
-        result = Py_BuildValue("(iO)", 3, Py_None);
-        break;
-    default:
-        break;
-    }
+    PyObject *ok = rc == OK ? Py_BuildValue("(iOK)", 0, raw, (unsigned long long)pos) : NULL;
+    result = report(&w, rc, ok);
 done:
     Py_XDECREF(raw);
     Py_XDECREF(w.message);
