@@ -196,14 +196,21 @@ def test_same_on_corrupted_files(
     depth: int,
 ) -> None:
     data, pos, little, explicit = seeds[choice % len(seeds)]
+    corrupted = _corrupt(data, pos, len(data) - pos, edits, cut)
+    _walk_both(corrupted, pos, little, explicit, depth)
+
+
+def _corrupt(
+    data: bytes, start: int, span: int, edits: list[tuple[int, bytes]], cut: int | None
+) -> bytes:
+    """``data`` with bytes replaced, then cut, at offsets folded into [start, start + span)."""
     buffer = bytearray(data)
-    body = len(buffer) - pos
     for offset, replacement in edits:
-        at = pos + offset % body
+        at = start + offset % span
         buffer[at : at + len(replacement)] = replacement
     if cut is not None:
-        del buffer[pos + cut % body :]
-    _walk_both(bytes(buffer), pos, little, explicit, depth)
+        del buffer[start + cut % span :]
+    return bytes(buffer)
 
 
 def test_buffer_longer_than_file_is_refused() -> None:
@@ -312,11 +319,5 @@ def test_meta_same_on_corrupted_files(
     cut: int | None,
 ) -> None:
     data, pos, _, _ = seeds[choice % len(seeds)]
-    buffer = bytearray(data)
-    meta = pos - 132 + 16  # the file meta group and the first dataset element
-    for offset, replacement in edits:
-        at = 132 + offset % meta
-        buffer[at : at + len(replacement)] = replacement
-    if cut is not None:
-        del buffer[132 + cut % meta :]
-    _meta_both(bytes(buffer))
+    # the file meta group and the first dataset element
+    _meta_both(_corrupt(data, 132, pos - 132 + 16, edits, cut))

@@ -461,6 +461,14 @@ _META_HEADER: Final = struct.Struct("<HH2sH")
 _U32_LE: Final = struct.Struct("<I")
 
 
+def _raise_native_failure(result: tuple[Any, ...]) -> None:
+    """Raise what a C walk's ``(1, message)`` or ``(2, code, message)`` stands for."""
+    if result[0] == 1:
+        raise Fallback(result[1])
+    if result[0] == 2:
+        raise ReadFailure(ErrorCode[result[1]], result[2])
+
+
 def _read_meta(win: Window, pos: int, *, native: bool = True) -> tuple[str | None, str | None, int]:
     """Read the file meta group (always explicit VR little endian).
 
@@ -477,10 +485,7 @@ def _read_meta(win: Window, pos: int, *, native: bool = True) -> tuple[str | Non
                 _first_str(decoded, MEDIA_SOP_CLASS),
                 result[2],
             )
-        if result[0] == 1:
-            raise Fallback(result[1])
-        if result[0] == 2:
-            raise ReadFailure(ErrorCode[result[1]], result[2])
+        _raise_native_failure(result)
     raw: HeaderTree = {}
     while pos < win.size:
         win.need(pos, 8, "file meta element")
@@ -557,10 +562,7 @@ def _walk_natively(
         status = result[0]
         if status == 0:
             return result[1], result[2]
-        if status == 1:
-            raise Fallback(result[1])
-        if status == 2:
-            raise ReadFailure(ErrorCode[result[1]], result[2])
+        _raise_native_failure(result)
         # The header goes on past the bytes read: read 4 times as many from the start
         # and walk again (in C that is cheaper than walking on in Python), up to a cap
         # past which the Python walk steps over what it does not need unread.
