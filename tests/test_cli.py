@@ -34,6 +34,18 @@ def test_every_command_has_help(name: str) -> None:
     assert "Usage:" in result.output
 
 
+@pytest.mark.parametrize("name", ["scan", "convert", "examine", "ls"])
+def test_commands_import_without_numpy(name: str) -> None:
+    """A command that scans starts the readers' fork server before it imports numpy and
+    the converter, so that the two start-ups overlap on two cores (cli/convert.py)."""
+    code = (
+        f"import sys, dicomsieve.cli.{name}; "
+        "print(sorted(m for m in ('numpy', 'dicomsieve.api', 'rich') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
 def _tree(root: Path) -> None:
     (root / "a").mkdir(parents=True)
     for i in range(3):

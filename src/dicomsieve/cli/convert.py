@@ -3,22 +3,31 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from dicomsieve.api import ConversionResult, Regularize, convert_examination, examine_index
-from dicomsieve.cli.options import db_option, index_for, jobs_option, json_option
+from dicomsieve.cli.options import (
+    db_option,
+    index_for,
+    jobs_option,
+    json_option,
+    progress_console,
+)
 from dicomsieve.errors import ConfigError
-from dicomsieve.index.store import Index
-from dicomsieve.load.loader import KnownFiles
+from dicomsieve.scan.pool import start_server
 from dicomsieve.scan.scanner import scan
 from dicomsieve.settings import Settings
-from dicomsieve.write.files import FORMATS
+from dicomsieve.write import FORMATS
 from dicomsieve.write.names import DEFAULT_TEMPLATE, FIELDS, check_template
+
+if TYPE_CHECKING:
+    from dicomsieve.api import ConversionResult, Regularize
+    from dicomsieve.index.store import Index
+    from dicomsieve.load.loader import KnownFiles
 
 __all__ = ["convert_command"]
 
@@ -82,6 +91,10 @@ def convert_command(
         check_template(name_template)
     except ConfigError as exc:
         raise click.BadParameter(str(exc), param_hint="--name") from exc
+    if paths:
+        # The readers' fork server starts its interpreter on another core while this
+        # one imports the converter (numpy and the writers), instead of after it.
+        start_server()
     settings = Settings(jobs=jobs)
     with index_for(paths, db) as index:
         result = _run(
@@ -116,6 +129,8 @@ def _run(
     name_template: str,
     overwrite: bool,
 ) -> ConversionResult:
+    from dicomsieve.api import convert_examination, examine_index
+
     if paths:
         scan([str(p) for p in paths], index, settings)
     known: dict[str, KnownFiles] = {}
@@ -136,10 +151,9 @@ def _run(
             overwrite=overwrite,
         )
 
-    if not sys.stderr.isatty() and not os.environ.get("FORCE_COLOR"):
-        # No progress bar to draw (rich would say the same): rich costs 25 ms to import.
+    err = progress_console()
+    if err is None:
         return convert()
-    from rich.console import Console
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -148,9 +162,6 @@ def _run(
         TimeElapsedColumn,
     )
 
-    err = Console(stderr=True)
-    if not err.is_terminal:
-        return convert()
     with Progress(
         TextColumn("converting"),
         BarColumn(),

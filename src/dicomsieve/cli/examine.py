@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.table import Table
 
-from dicomsieve.api import examine_index
 from dicomsieve.cli.options import db_option, index_for, jobs_option, json_option
 from dicomsieve.codes import Level
-from dicomsieve.index.store import Index
-from dicomsieve.loadables.model import Examination, SeriesExamination
+from dicomsieve.scan.pool import start_server
 from dicomsieve.scan.scanner import scan
 from dicomsieve.settings import Settings
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from dicomsieve.index.store import Index
+    from dicomsieve.loadables.model import Examination, SeriesExamination
 
 __all__ = ["examine_command"]
 
@@ -37,6 +40,8 @@ def examine_command(
     afterwards, or into --db when it is given. Without PATHS, what --db (or the default
     index) holds is examined. Results are stored in the index.
     """
+    if paths:
+        start_server()  # its interpreter starts while this one imports the examiner
     settings = Settings(jobs=jobs)
     with index_for(paths, db) as index:
         examination = _run(index, paths, series_uid, settings)
@@ -49,12 +54,16 @@ def examine_command(
 def _run(
     index: Index, paths: tuple[Path, ...], series_uid: str | None, settings: Settings
 ) -> Examination:
+    from dicomsieve.api import examine_index
+
     if paths:
         scan([str(p) for p in paths], index, settings)
     return examine_index(index, settings, series_uid=series_uid)
 
 
 def _print(examination: Examination) -> None:
+    from rich.console import Console
+
     console = Console()
     if not examination.series:
         console.print("No series indexed.")
@@ -78,6 +87,8 @@ def _table(series: SeriesExamination) -> Table:
         f"Series {series.series_number if series.series_number is not None else '?'} "
         f"{series.series_description or ''} ({series.modality or '?'})"
     )
+    from rich.table import Table
+
     table = Table(title=title, title_justify="left", caption=series.series_instance_uid)
     table.add_column("sel")
     table.add_column("kind")

@@ -7,8 +7,6 @@ import sys
 from pathlib import Path
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from dicomsieve.cli.options import db_option, json_option, open_index
 from dicomsieve.index.store import SeriesRow
@@ -60,6 +58,9 @@ def ls_command(db: Path | None, as_json: bool) -> None:
     if as_json:
         sys.stdout.write(json.dumps({"patients": _nested(rows), "files": states}) + "\n")
         return
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(title=f"{len(rows)} series")
     for column in ("patient", "study date", "study", "#", "series", "modality", "instances"):
         table.add_column(column, justify="right" if column in ("#", "instances") else "left")

@@ -7,18 +7,14 @@ import sys
 from pathlib import Path
 
 import click
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.table import Table
 
-from dicomsieve.cli.options import db_option, jobs_option, json_option, open_index
+from dicomsieve.cli.options import (
+    db_option,
+    jobs_option,
+    json_option,
+    open_index,
+    progress_console,
+)
 from dicomsieve.scan.scanner import ScanSummary, scan
 from dicomsieve.settings import Settings
 
@@ -59,9 +55,18 @@ def scan_command(
     settings = Settings(
         jobs=jobs, file_timeout_s=timeout, follow_symlinks_outside_root=follow_outside_links
     )
-    err = Console(stderr=True)
+    err = progress_console()
     with open_index(db) as index:
-        if err.is_terminal:
+        if err is not None:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
             with Progress(
                 TextColumn("scanning"),
                 BarColumn(),
@@ -92,6 +97,9 @@ def scan_command(
 
 
 def _print_summary(summary: ScanSummary) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(title=f"Scanned {summary.files} files in {summary.seconds:.1f} s")
     table.add_column("state")
     table.add_column("files", justify="right")

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import numpy as np
 
@@ -24,12 +24,11 @@ from dicomsieve.errors import ConfigError, LoadError
 from dicomsieve.load.stored import StoredPixels
 from dicomsieve.load.volume import Volume
 from dicomsieve.loadables.model import Loadable
+from dicomsieve.write import FORMATS
 from dicomsieve.write.names import safe_component
 from dicomsieve.write.nifti import write_nifti, write_nifti_stored
 
 __all__ = ["FORMATS", "WrittenOutput", "write_stored", "write_volume"]
-
-FORMATS: Final = ("nii.gz", "nii", "nrrd")
 
 
 @dataclass(frozen=True, slots=True)
