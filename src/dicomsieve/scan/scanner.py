@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from dicomsieve.codes import ErrorCode, FileState
-from dicomsieve.index.store import FileRow, Index, PreparedOutcome, prepare_outcome
+from dicomsieve.index.store import FileRow, Index, PackedOutcome, pack_outcome
 from dicomsieve.model import FileOutcome
 from dicomsieve.scan.pool import read_in_workers, start_server
 from dicomsieve.scan.read import read_file
@@ -29,7 +29,7 @@ _TRANSIENT: Final = frozenset(
         str(ErrorCode.WORKER_CRASH),
     }
 )
-_COUNTED: Final = {
+_COUNTED: Final[dict[str, str]] = {
     FileState.INDEXED: "indexed",
     FileState.UNCHANGED: "unchanged",
     FileState.NOT_DICOM: "not_dicom",
@@ -64,10 +64,14 @@ class ScanSummary:
 
     def add(self, outcome: FileOutcome) -> None:
         """Count one outcome."""
-        setattr(self, _COUNTED[outcome.state], getattr(self, _COUNTED[outcome.state]) + 1)
-        if outcome.code is not None:
-            self.by_code[str(outcome.code)] += 1
-        for flag in outcome.flags:
+        self.count(outcome.state, outcome.code, outcome.flags)
+
+    def count(self, state: str, code: str | None, flags: Sequence[str]) -> None:
+        """Count one outcome given by its state, code and flags (as their values)."""
+        setattr(self, _COUNTED[state], getattr(self, _COUNTED[state]) + 1)
+        if code is not None:
+            self.by_code[str(code)] += 1
+        for flag in flags:
             self.by_code[str(flag)] += 1
 
     def counts(self) -> dict[str, int]:
@@ -94,9 +98,9 @@ class ScanSummary:
         }
 
 
-def read_for_index(path: str, settings: Settings) -> PreparedOutcome:
-    """What a scan's reader processes run: :func:`read_file`, prepared for the index."""
-    return prepare_outcome(read_file(path, settings))
+def read_for_index(path: str, settings: Settings) -> PackedOutcome:
+    """What a scan's reader processes run: :func:`read_file`, packed for the index."""
+    return pack_outcome(read_file(path, settings))
 
 
 def _unchanged(candidate: Candidate, known: FileRow | None) -> bool:
@@ -158,21 +162,22 @@ def scan(
         if isinstance(item, FileOutcome):
             direct.append(item)
         elif _unchanged(item, known.get(item.path)):
-            summary.add(FileOutcome(path=item.path, state=FileState.UNCHANGED))
+            summary.count(FileState.UNCHANGED, None, ())
         else:
             to_read.append(item.path)
     summary.total = len(seen)
 
-    def write(batch: Sequence[FileOutcome | PreparedOutcome]) -> None:
-        for outcome in index.write_outcomes(run_id, batch):
-            summary.add(outcome)
+    def write(batch: Sequence[PackedOutcome]) -> None:
+        for (_, _, _, _, _, state, code, _), flags, _ in index.write_packed(run_id, batch):
+            summary.count(state, code, flags)
         if progress is not None:
             progress(summary)
 
     for start in range(0, len(direct), 1000):
-        write(direct[start : start + 1000])
+        write([pack_outcome(outcome) for outcome in direct[start : start + 1000]])
     for results in read_in_workers(to_read, settings, read_for_index):
-        write(results)
+        # A reader that failed on a file (crash, time-out) sends a FileOutcome.
+        write([pack_outcome(r) if isinstance(r, FileOutcome) else r for r in results])
     gone = [
         row.id for path, row in known.items() if path not in seen and row.state != FileState.MISSING
     ]
