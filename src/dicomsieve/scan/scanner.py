@@ -29,6 +29,11 @@ _TRANSIENT: Final = frozenset(
         str(ErrorCode.WORKER_CRASH),
     }
 )
+# A scan gathers what the readers send and writes it in transactions of this many files
+# at least, or of what came in this long: a commit costs about as much as writing tens
+# of files, and the progress callback runs after each transaction.
+_WRITE_FILES: Final = 256
+_WRITE_EVERY_S: Final = 0.2
 _COUNTED: Final[dict[str, str]] = {
     FileState.INDEXED: "indexed",
     FileState.UNCHANGED: "unchanged",
@@ -133,7 +138,7 @@ def scan(
     settings
         Limits and policies; defaults to ``Settings()``.
     progress
-        Called with the running summary after each batch is written.
+        Called with the running summary after each transaction is written.
 
     Returns
     -------
@@ -175,9 +180,18 @@ def scan(
 
     for start in range(0, len(direct), 1000):
         write([pack_outcome(outcome) for outcome in direct[start : start + 1000]])
+    gathered: list[PackedOutcome] = []
+    written_at = time.monotonic()
     for results in read_in_workers(to_read, settings, read_for_index):
         # A reader that failed on a file (crash, time-out) sends a FileOutcome.
-        write([pack_outcome(r) if isinstance(r, FileOutcome) else r for r in results])
+        gathered.extend(pack_outcome(r) if isinstance(r, FileOutcome) else r for r in results)
+        now = time.monotonic()
+        if len(gathered) >= _WRITE_FILES or now - written_at >= _WRITE_EVERY_S:
+            write(gathered)
+            gathered = []
+            written_at = now
+    if gathered:
+        write(gathered)
     gone = [
         row.id for path, row in known.items() if path not in seen and row.state != FileState.MISSING
     ]
