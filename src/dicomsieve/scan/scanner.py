@@ -108,8 +108,8 @@ def read_for_index(path: str, settings: Settings) -> PackedOutcome:
     return pack_outcome(read_file(path, settings))
 
 
-def _unchanged(candidate: Candidate, known: FileRow | None) -> bool:
-    if known is None or known.state == FileState.MISSING or known.state == FileState.IGNORED:
+def _unchanged(candidate: Candidate, known: FileRow) -> bool:
+    if known.state == FileState.MISSING or known.state == FileState.IGNORED:
         return False
     if known.state == FileState.ERROR and known.code in _TRANSIENT:
         return False
@@ -166,7 +166,7 @@ def scan(
         seen.add(item.path)
         if isinstance(item, FileOutcome):
             direct.append(item)
-        elif _unchanged(item, known.get(item.path)):
+        elif item.path in known and _unchanged(item, known[item.path]):
             summary.count(FileState.UNCHANGED, None, ())
         else:
             to_read.append(item.path)
