@@ -101,6 +101,7 @@ _DUPLICATE_LEAD: Final = (*_INSTANCE_LEAD, "duplicate_of")
 _NEW_INSTANCE_LEAD: Final[tuple[str, ...]] = ("id", *_INSTANCE_LEAD)
 _NEW_DUPLICATE_LEAD: Final = (*_NEW_INSTANCE_LEAD, "duplicate_of")
 _FRAME_LEAD: Final = ("instance_ref",)
+_DUPLICATE: Final = str(FlagCode.DUPLICATE_SOP_INSTANCE)
 _FRAME_FIELD_NAMES: Final = frozenset(f.name for f in fields(FrameRecord))
 
 
@@ -608,8 +609,8 @@ class Index:
                     if group is None:
                         group = instance_rows[mask | duplicate_bit] = []
                     group.append((instance_id, file_id, series_ref, duplicate_of, *row))
-                    if str(FlagCode.DUPLICATE_SOP_INSTANCE) not in flags:
-                        flags = (*flags, str(FlagCode.DUPLICATE_SOP_INSTANCE))
+                    if _DUPLICATE not in flags:
+                        flags = (*flags, _DUPLICATE)
                         item = (values, flags, instance)
                 for frame_mask, frame in frames:
                     frame_rows.setdefault(frame_mask, []).append((instance_id, *frame))
@@ -672,8 +673,8 @@ class Index:
             if found is not None:
                 lead = (file_id, series_ref, int(found[0]))
                 names = _DUPLICATE_LEAD
-                if str(FlagCode.DUPLICATE_SOP_INSTANCE) not in flags:
-                    flags = (*flags, str(FlagCode.DUPLICATE_SOP_INSTANCE))
+                if _DUPLICATE not in flags:
+                    flags = (*flags, _DUPLICATE)
                     item = (values, flags, instance)
             sql = _insert_sql("instances", names, _INSTANCE_ROW_COLUMNS, mask) + " RETURNING id"
             instance_id = int(db.execute(sql, (*lead, *row)).fetchone()[0])
