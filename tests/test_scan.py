@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,6 +22,7 @@ from crashy_reader import crash_between_files, crash_or_hang
 from dicom_bytes import BAD_CASES, PHI_STRINGS, ct_dataset, encode
 from dicomsieve.codes import FileState
 from dicomsieve.index.store import Index
+from dicomsieve.scan import scanner
 from dicomsieve.scan.pool import read_in_workers
 from dicomsieve.scan.scanner import scan
 from dicomsieve.scan.walk import Candidate, walk
@@ -327,3 +329,42 @@ def test_scripts_without_main_guard_and_from_stdin_scan(tmp_path: Path, how: str
     assert result.stdout.strip() == "1"
     assert "Traceback" not in result.stderr
     assert time.monotonic() - started < 60
+
+
+@pytest.mark.parametrize(
+    ("files", "every_s"), [(1, 60.0), (5, 60.0), (10_000, 0.0), (10_000, 60.0)]
+)
+def test_transactions_of_any_size_count_every_file_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, files: int, every_s: float
+) -> None:
+    """The scan gathers the readers' batches into transactions by count or by time."""
+    monkeypatch.setattr(scanner, "_WRITE_FILES", files)
+    monkeypatch.setattr(scanner, "_WRITE_EVERY_S", every_s)
+    root = tmp_path / "data"
+    paths = _valid_tree(root, count=12)
+    data = paths[0].read_bytes()
+    for i in range(3):
+        (root / f"copy{i}").write_bytes(data)
+    (root / "text").write_bytes(b"not DICOM\n" * 20)
+    seen: list[tuple[int, int]] = []
+    settings = Settings(jobs=2, batch_size=2, file_timeout_s=20)
+    with Index(tmp_path / "index.sqlite") as db:
+        summary = scan([root], db, settings, progress=lambda s: seen.append((s.files, s.total)))
+        stored = {s.path: s for s in db.instances()}
+        flagged = sum(len(db.file_flags(p)) for p in stored)
+    assert (summary.files, summary.indexed, summary.not_dicom) == (17, 16, 1)
+    assert summary.by_code["DUPLICATE_SOP_INSTANCE"] == 3
+    assert flagged == 3
+    originals = [s for s in stored.values() if s.record.sop_instance_uid == _sop(stored, paths[0])]
+    assert sorted(s.duplicate_of is None for s in originals) == [False, False, False, True]
+    counts = [files for files, _ in seen]
+    assert counts == sorted(counts)
+    assert seen[-1] == (17, 17)
+    if files == 1 or every_s == 0.0:
+        assert len(seen) == 9  # a transaction for each of the readers' batches
+    if files == 10_000 and every_s == 60.0:
+        assert len(seen) == 1  # one transaction at the end
+
+
+def _sop(stored: dict[str, Any], path: Path) -> str:
+    return str(stored[str(path)].record.sop_instance_uid)

@@ -7,6 +7,7 @@ timeout makes two scans of one database wait for each other instead of failing.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import json.encoder
@@ -19,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, NamedTuple, get_args, get_origin, get_type_hints
+from typing import Any, Final, NamedTuple, TypeAlias, get_args, get_origin, get_type_hints
 
 from dicomsieve.codes import FileState, FlagCode, Level, LoadableKind, WarningCode
 from dicomsieve.errors import IndexDbError
@@ -42,12 +43,15 @@ from dicomsieve.model import FileOutcome, FrameRecord, InstanceRecord, PixelData
 __all__ = [
     "FileRow",
     "Index",
+    "PackedInstance",
+    "PackedOutcome",
     "PreparedInstance",
     "PreparedOutcome",
     "SeriesIdentity",
     "SeriesRow",
     "StoredInstance",
     "default_db_path",
+    "pack_outcome",
     "prepare_outcome",
 ]
 
@@ -68,17 +72,14 @@ _INSTANCE_INSERT_COLUMNS: Final = (
     + [n for n, _ in INSTANCE_COLUMNS if n not in _PIXEL_COLUMNS]
     + [n for n, _ in INSTANCE_COLUMNS if n in _PIXEL_COLUMNS]
 )
-_INSERT_INSTANCE: Final = (
-    f"INSERT INTO instances ({', '.join(_INSTANCE_INSERT_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(_INSTANCE_INSERT_COLUMNS))}) RETURNING id"
-)
-_INSERT_NEW_INSTANCE: Final = (
-    f"INSERT INTO instances ({', '.join(['id', *_INSTANCE_INSERT_COLUMNS])}) "
-    f"VALUES ({', '.join('?' * (len(_INSTANCE_INSERT_COLUMNS) + 1))})"
-)
 _INSERT_NEW_FILE: Final = (
-    "INSERT INTO files (id, path, size, mtime_ns, inode, device, state, code, message, "
-    "last_run) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO files (id, last_run, path, size, mtime_ns, inode, device, state, code, "
+    "message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# Most files have no code and no message: their NULLs are left to the column default.
+_INSERT_NEW_FILE_PLAIN: Final = (
+    "INSERT INTO files (id, last_run, path, size, mtime_ns, inode, device, state) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 # Values bound to one IN (...) list: below SQLite's oldest default limit of 999.
 _MAX_PARAMETERS: Final = 500
@@ -90,10 +91,17 @@ _RECORD_GETTER: Final = operator.attrgetter(*_RECORD_COLUMN_NAMES)
 _PIXEL_GETTER: Final = operator.attrgetter(*(_PIXEL_COLUMNS[n] for n in _PIXEL_COLUMN_NAMES))
 _NO_PIXEL: Final = (None,) * len(_PIXEL_COLUMN_NAMES)
 _FRAME_GETTER: Final = operator.attrgetter(*(n for n, _ in FRAME_COLUMNS))
-_INSERT_FRAME: Final = (
-    f"INSERT INTO frames ({', '.join(['instance_ref'] + [n for n, _ in FRAME_COLUMNS])}) "
-    f"VALUES ({', '.join('?' * (len(FRAME_COLUMNS) + 1))})"
-)
+_FRAME_INSERT_COLUMNS: Final = tuple(n for n, _ in FRAME_COLUMNS)
+# The columns an instance row and a frame row fill, in the order of their values.
+_INSTANCE_ROW_COLUMNS: Final = tuple(_INSTANCE_INSERT_COLUMNS[3:])
+# The instance columns before the row's: the ids the writer sets, and duplicate_of for
+# a duplicate (left NULL, not bound, for the others).
+_INSTANCE_LEAD: Final[tuple[str, ...]] = ("file_ref", "series_ref")
+_DUPLICATE_LEAD: Final = (*_INSTANCE_LEAD, "duplicate_of")
+_NEW_INSTANCE_LEAD: Final[tuple[str, ...]] = ("id", *_INSTANCE_LEAD)
+_NEW_DUPLICATE_LEAD: Final = (*_NEW_INSTANCE_LEAD, "duplicate_of")
+_FRAME_LEAD: Final = ("instance_ref",)
+_DUPLICATE: Final = str(FlagCode.DUPLICATE_SOP_INSTANCE)
 _FRAME_FIELD_NAMES: Final = frozenset(f.name for f in fields(FrameRecord))
 
 
@@ -162,19 +170,81 @@ def prepare_outcome(outcome: FileOutcome) -> PreparedOutcome:
     return PreparedOutcome(bare, instance)
 
 
-def _file_values(outcome: FileOutcome, run_id: int) -> tuple[object, ...]:
-    """The ``files`` values from ``path`` to ``last_run``."""
+FileValues: TypeAlias = tuple[
+    str, int | None, int | None, int | None, int | None, str, str | None, str | None
+]
+"""A file's ``files`` values: path, size, mtime_ns, inode, device, state, code, message."""
+Compact: TypeAlias = tuple[int, tuple[object, ...]]
+"""A row without its NULLs: bit ``n`` of the mask is set when column ``n`` has a value,
+and the values of those columns follow in column order."""
+SeriesValues: TypeAlias = tuple[
+    str, str, str | None, str | None, str | None, str | None, str | None, str | None,
+    str | None, int | None, str | None, str | None,
+]  # fmt: skip
+"""The values of a :class:`SeriesIdentity`, in its field order."""
+PackedInstance: TypeAlias = tuple[str, SeriesValues, Compact, tuple[Compact, ...]]
+"""An instance's SOPInstanceUID, its :class:`SeriesIdentity` values, its ``instances``
+row and its ``frames`` rows (see :class:`PreparedInstance`), the rows compacted."""
+PackedOutcome: TypeAlias = tuple[FileValues, tuple[str, ...], PackedInstance | None]
+"""A file's outcome in plain values only: its ``files`` values, its flags and its
+instance, if any. What a scan's reader processes send (:func:`pack_outcome`)."""
+
+
+def pack_outcome(outcome: FileOutcome | PreparedOutcome) -> PackedOutcome:
+    """An outcome as the plain values that :meth:`Index.write_packed` stores.
+
+    A scan runs this in its reader processes. Plain tuples, strings and numbers unpickle
+    without a call to any Python-level constructor (no enum, dataclass or named tuple),
+    and a row without its NULLs binds fewer parameters: ``sqlite3`` looks for an adapter
+    for every ``None`` and ``bool`` it binds, a dictionary lookup and two attribute
+    lookups each, which took as long as the insert itself. Booleans become the integers
+    0 and 1 that ``sqlite3`` would store for them anyway.
+    """
+    prepared = outcome if isinstance(outcome, PreparedOutcome) else prepare_outcome(outcome)
+    bare, instance = prepared
+    code = bare.code
+    values: FileValues = (
+        bare.path, bare.size, bare.mtime_ns, bare.inode, bare.device,
+        str(bare.state), None if code is None else str(code), bare.message,
+    )  # fmt: skip
+    flags = tuple([str(flag) for flag in bare.flags])
+    if instance is None:
+        return values, flags, None
     return (
-        outcome.path,
-        outcome.size,
-        outcome.mtime_ns,
-        outcome.inode,
-        outcome.device,
-        str(outcome.state),
-        None if outcome.code is None else str(outcome.code),
-        outcome.message,
-        run_id,
+        values,
+        flags,
+        (
+            instance.sop_instance_uid,
+            (*instance.series,),
+            _compact(instance.row),
+            tuple([_compact(frame) for frame in instance.frames]),
+        ),
     )
+
+
+def _compact(row: Sequence[object]) -> Compact:
+    """``row`` without its ``None`` values, and the mask of the columns that are left."""
+    mask = 0
+    bit = 1
+    kept: list[object] = []
+    for value in row:
+        if value is not None:
+            mask |= bit
+            kept.append(1 if value is True else 0 if value is False else value)
+        bit <<= 1
+    return mask, tuple(kept)
+
+
+@functools.cache
+def _insert_sql(table: str, lead: tuple[str, ...], columns: tuple[str, ...], mask: int) -> str:
+    """``INSERT INTO table`` of the ``lead`` columns and the ``columns`` set in ``mask``.
+
+    The columns left out take their default, NULL (the schema declares no other): a row
+    stores the same as when all its NULLs are bound. Standard SQL; ``sqlite3`` keeps each
+    such statement prepared in its connection's statement cache.
+    """
+    names = [*lead, *(name for n, name in enumerate(columns) if mask >> n & 1)]
+    return f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
 
 
 def default_db_path() -> Path:
@@ -446,27 +516,44 @@ class Index:
         """Store the outcomes of one batch in one transaction.
 
         ``outcomes`` may come as read (:class:`FileOutcome`) or already prepared for the
-        index by :func:`prepare_outcome` (what a scan's reader processes send).
+        index by :func:`prepare_outcome`.
 
         Returns the outcomes as stored: an instance whose SOPInstanceUID another file
         already holds gets the ``DUPLICATE_SOP_INSTANCE`` flag (the first file stays the
-        original). Outcomes that came prepared come back without their instance record.
+        original). The outcomes come back without their instance record.
         """
         prepared = [o if isinstance(o, PreparedOutcome) else prepare_outcome(o) for o in outcomes]
-        stored: list[FileOutcome | None] = [None] * len(prepared)
+        packed = [pack_outcome(p) for p in prepared]
+        stored = self.write_packed(run_id, packed)
+        return [
+            p.outcome
+            if after is before
+            else replace(p.outcome, flags=(*p.outcome.flags, FlagCode.DUPLICATE_SOP_INSTANCE))
+            for p, before, after in zip(prepared, packed, stored, strict=True)
+        ]
+
+    def write_packed(self, run_id: int, items: Sequence[PackedOutcome]) -> list[PackedOutcome]:
+        """Store outcomes packed by :func:`pack_outcome` in one transaction.
+
+        What a scan calls with what its reader processes send. Returns the items as
+        stored: one whose instance duplicates an indexed SOPInstanceUID comes back as a
+        new tuple with the ``DUPLICATE_SOP_INSTANCE`` flag added (the first file stays
+        the original), the others as they came.
+        """
+        stored = list(items)
         with self._write() as db:
-            known = self._file_ids(db, [p.outcome.path for p in prepared])
+            known = self._file_ids(db, [item[0][0] for item in items])
             new: list[int] = []
-            for position, item in enumerate(prepared):
-                if item.outcome.path in known:
+            for position, item in enumerate(items):
+                if item[0][0] in known:
                     stored[position] = self._write_one(db, run_id, item)
                 else:
                     new.append(position)
             if new:
-                written = self._write_new(db, run_id, [prepared[p] for p in new])
-                for position, outcome in zip(new, written, strict=True):
-                    stored[position] = outcome
-        return [outcome for outcome in stored if outcome is not None]
+                written = self._write_new(db, run_id, [items[p] for p in new])
+                for position, item in zip(new, written, strict=True):
+                    stored[position] = item
+        return stored
 
     @staticmethod
     def _file_ids(db: sqlite3.Connection, paths: Sequence[str]) -> set[str]:
@@ -479,48 +566,67 @@ class Index:
         return found
 
     def _write_new(
-        self, db: sqlite3.Connection, run_id: int, items: Sequence[PreparedOutcome]
-    ) -> list[FileOutcome]:
-        """Insert files the index has never seen, a statement per table for the batch.
+        self, db: sqlite3.Connection, run_id: int, items: Sequence[PackedOutcome]
+    ) -> list[PackedOutcome]:
+        """Insert files the index has never seen, a statement per table and NULL pattern.
 
         A first scan writes every file this way. Nothing of these paths can be in the
         index yet (the caller checked inside this ``BEGIN IMMEDIATE`` transaction, which
         no other writer can enter), so there is nothing to delete first, and row ids can
-        be numbered here the way SQLite would, ``MAX(id) + 1`` onwards.
+        be numbered here the way SQLite would, ``MAX(id) + 1`` onwards. Rows are grouped
+        by the columns they leave NULL, and each group is inserted naming only the others.
         """
         file_id = int(db.execute("SELECT COALESCE(MAX(id), 0) FROM files").fetchone()[0])
         instance_id = int(db.execute("SELECT COALESCE(MAX(id), 0) FROM instances").fetchone()[0])
-        originals = self._originals(
-            db, [i.instance.sop_instance_uid for i in items if i.instance is not None]
-        )
+        originals = self._originals(db, [i[2][0] for i in items if i[2] is not None])
         file_rows: list[tuple[object, ...]] = []
-        instance_rows: list[tuple[object, ...]] = []
-        frame_rows: list[tuple[object, ...]] = []
+        plain_file_rows: list[tuple[object, ...]] = []
+        instance_rows: dict[int, list[tuple[object, ...]]] = {}
+        frame_rows: dict[int, list[tuple[object, ...]]] = {}
         flag_rows: list[tuple[int, str]] = []
-        stored: list[FileOutcome] = []
-        for outcome, instance in items:
+        stored: list[PackedOutcome] = []
+        duplicate_bit = 1 << len(_INSTANCE_ROW_COLUMNS)
+        for item in items:
+            values, flags, instance = item
             file_id += 1
-            file_rows.append((file_id, *_file_values(outcome, run_id)))
-            flags = outcome.flags
+            if values[6] is None and values[7] is None:
+                plain_file_rows.append((file_id, run_id, *values[:6]))
+            else:
+                file_rows.append((file_id, run_id, *values))
             if instance is not None:
                 instance_id += 1
-                duplicate_of = originals.get(instance.sop_instance_uid)
+                sop_instance_uid, series, (mask, row), frames = instance
+                series_ref = self._series_ref(db, series)
+                duplicate_of = originals.get(sop_instance_uid)
                 if duplicate_of is None:
-                    originals[instance.sop_instance_uid] = instance_id
-                elif FlagCode.DUPLICATE_SOP_INSTANCE not in flags:
-                    flags = (*flags, FlagCode.DUPLICATE_SOP_INSTANCE)
-                series_ref = self._series_ref(db, instance.series)
-                instance_rows.append(
-                    (instance_id, file_id, series_ref, duplicate_of, *instance.row)
-                )
-                frame_rows.extend((instance_id, *frame) for frame in instance.frames)
-            flag_rows.extend((file_id, str(flag)) for flag in flags)
-            stored.append(outcome if flags is outcome.flags else replace(outcome, flags=flags))
-        db.executemany(_INSERT_NEW_FILE, file_rows)
-        if instance_rows:
-            db.executemany(_INSERT_NEW_INSTANCE, instance_rows)
-        if frame_rows:
-            db.executemany(_INSERT_FRAME, frame_rows)
+                    originals[sop_instance_uid] = instance_id
+                    group = instance_rows.get(mask)
+                    if group is None:
+                        group = instance_rows[mask] = []
+                    group.append((instance_id, file_id, series_ref, *row))
+                else:
+                    group = instance_rows.get(mask | duplicate_bit)
+                    if group is None:
+                        group = instance_rows[mask | duplicate_bit] = []
+                    group.append((instance_id, file_id, series_ref, duplicate_of, *row))
+                    if _DUPLICATE not in flags:
+                        flags = (*flags, _DUPLICATE)
+                        item = (values, flags, instance)
+                for frame_mask, frame in frames:
+                    frame_rows.setdefault(frame_mask, []).append((instance_id, *frame))
+            for flag in flags:
+                flag_rows.append((file_id, flag))
+            stored.append(item)
+        if plain_file_rows:
+            db.executemany(_INSERT_NEW_FILE_PLAIN, plain_file_rows)
+        if file_rows:
+            db.executemany(_INSERT_NEW_FILE, file_rows)
+        for key, rows in instance_rows.items():
+            lead = _NEW_DUPLICATE_LEAD if key & duplicate_bit else _NEW_INSTANCE_LEAD
+            sql = _insert_sql("instances", lead, _INSTANCE_ROW_COLUMNS, key & ~duplicate_bit)
+            db.executemany(sql, rows)
+        for key, rows in frame_rows.items():
+            db.executemany(_insert_sql("frames", _FRAME_LEAD, _FRAME_INSERT_COLUMNS, key), rows)
         if flag_rows:
             db.executemany("INSERT INTO file_flags (file_ref, code) VALUES (?, ?)", flag_rows)
         return stored
@@ -539,9 +645,9 @@ class Index:
             originals.update((str(uid), int(i)) for uid, i in db.execute(sql, chunk))
         return originals
 
-    def _write_one(self, db: sqlite3.Connection, run_id: int, item: PreparedOutcome) -> FileOutcome:
+    def _write_one(self, db: sqlite3.Connection, run_id: int, item: PackedOutcome) -> PackedOutcome:
         """Store a file the index knows already: update its row, replace its instance."""
-        outcome, instance = item
+        values, flags, instance = item
         file_id = int(
             db.execute(
                 "INSERT INTO files (path, size, mtime_ns, inode, device, state, code, message, "
@@ -550,40 +656,47 @@ class Index:
                 "mtime_ns = excluded.mtime_ns, inode = excluded.inode, device = excluded.device, "
                 "state = excluded.state, code = excluded.code, message = excluded.message, "
                 "last_run = excluded.last_run RETURNING id",
-                _file_values(outcome, run_id),
+                (*values, run_id),
             ).fetchone()[0]
         )
         db.execute("DELETE FROM instances WHERE file_ref = ?", (file_id,))
-        flags = outcome.flags
         if instance is not None:
+            sop_instance_uid, series, (mask, row), frames = instance
             found = db.execute(
                 "SELECT id FROM instances WHERE sop_instance_uid = ? AND file_ref <> ? "
                 "AND duplicate_of IS NULL ORDER BY id LIMIT 1",
-                (instance.sop_instance_uid, file_id),
+                (sop_instance_uid, file_id),
             ).fetchone()
-            duplicate_of = None if found is None else int(found[0])
-            if duplicate_of is not None and FlagCode.DUPLICATE_SOP_INSTANCE not in flags:
-                flags = (*flags, FlagCode.DUPLICATE_SOP_INSTANCE)
-            series_ref = self._series_ref(db, instance.series)
-            instance_id = int(
-                db.execute(
-                    _INSERT_INSTANCE, (file_id, series_ref, duplicate_of, *instance.row)
-                ).fetchone()[0]
-            )
-            if instance.frames:
-                db.executemany(_INSERT_FRAME, [(instance_id, *f) for f in instance.frames])
+            series_ref = self._series_ref(db, series)
+            lead: tuple[object, ...] = (file_id, series_ref)
+            names = _INSTANCE_LEAD
+            if found is not None:
+                lead = (file_id, series_ref, int(found[0]))
+                names = _DUPLICATE_LEAD
+                if _DUPLICATE not in flags:
+                    flags = (*flags, _DUPLICATE)
+                    item = (values, flags, instance)
+            sql = _insert_sql("instances", names, _INSTANCE_ROW_COLUMNS, mask) + " RETURNING id"
+            instance_id = int(db.execute(sql, (*lead, *row)).fetchone()[0])
+            frame_rows: dict[int, list[tuple[object, ...]]] = {}
+            for frame_mask, frame in frames:
+                frame_rows.setdefault(frame_mask, []).append((instance_id, *frame))
+            for key, rows in frame_rows.items():
+                db.executemany(_insert_sql("frames", _FRAME_LEAD, _FRAME_INSERT_COLUMNS, key), rows)
         db.execute("DELETE FROM file_flags WHERE file_ref = ?", (file_id,))
         if flags:
             db.executemany(
                 "INSERT INTO file_flags (file_ref, code) VALUES (?, ?)",
-                [(file_id, str(flag)) for flag in flags],
+                [(file_id, flag) for flag in flags],
             )
-        return outcome if flags is outcome.flags else replace(outcome, flags=flags)
+        return item
 
-    def _series_ref(self, db: sqlite3.Connection, record: SeriesIdentity) -> int:
-        series_id = self._series_ids.get(record.series_instance_uid)
+    def _series_ref(self, db: sqlite3.Connection, values: SeriesValues) -> int:
+        """The ``series`` id of an instance, its patient's and study's rows made first."""
+        series_id = self._series_ids.get(values[0])
         if series_id is not None:
             return series_id
+        record = SeriesIdentity(*values)
         patient_key = json.dumps([getattr(record, name) for name in _PATIENT_FIELDS])
         patient_id = self._patient_ids.get(patient_key)
         if patient_id is None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from dicomsieve.codes import ErrorCode, FileState
-from dicomsieve.index.store import FileRow, Index, PreparedOutcome, prepare_outcome
+from dicomsieve.index.store import FileRow, Index, PackedOutcome, pack_outcome
 from dicomsieve.model import FileOutcome
 from dicomsieve.scan.pool import read_in_workers, start_server
 from dicomsieve.scan.read import read_file
@@ -29,7 +29,12 @@ _TRANSIENT: Final = frozenset(
         str(ErrorCode.WORKER_CRASH),
     }
 )
-_COUNTED: Final = {
+# A scan gathers what the readers send and writes it in transactions of this many files
+# at least, or of what came in this long: a commit costs about as much as writing tens
+# of files, and the progress callback runs after each transaction.
+_WRITE_FILES: Final = 256
+_WRITE_EVERY_S: Final = 0.2
+_COUNTED: Final[dict[str, str]] = {
     FileState.INDEXED: "indexed",
     FileState.UNCHANGED: "unchanged",
     FileState.NOT_DICOM: "not_dicom",
@@ -64,10 +69,14 @@ class ScanSummary:
 
     def add(self, outcome: FileOutcome) -> None:
         """Count one outcome."""
-        setattr(self, _COUNTED[outcome.state], getattr(self, _COUNTED[outcome.state]) + 1)
-        if outcome.code is not None:
-            self.by_code[str(outcome.code)] += 1
-        for flag in outcome.flags:
+        self.count(outcome.state, outcome.code, outcome.flags)
+
+    def count(self, state: str, code: str | None, flags: Sequence[str]) -> None:
+        """Count one outcome given by its state, code and flags (as their values)."""
+        setattr(self, _COUNTED[state], getattr(self, _COUNTED[state]) + 1)
+        if code is not None:
+            self.by_code[str(code)] += 1
+        for flag in flags:
             self.by_code[str(flag)] += 1
 
     def counts(self) -> dict[str, int]:
@@ -94,13 +103,13 @@ class ScanSummary:
         }
 
 
-def read_for_index(path: str, settings: Settings) -> PreparedOutcome:
-    """What a scan's reader processes run: :func:`read_file`, prepared for the index."""
-    return prepare_outcome(read_file(path, settings))
+def read_for_index(path: str, settings: Settings) -> PackedOutcome:
+    """What a scan's reader processes run: :func:`read_file`, packed for the index."""
+    return pack_outcome(read_file(path, settings))
 
 
-def _unchanged(candidate: Candidate, known: FileRow | None) -> bool:
-    if known is None or known.state == FileState.MISSING or known.state == FileState.IGNORED:
+def _unchanged(candidate: Candidate, known: FileRow) -> bool:
+    if known.state == FileState.MISSING or known.state == FileState.IGNORED:
         return False
     if known.state == FileState.ERROR and known.code in _TRANSIENT:
         return False
@@ -129,7 +138,7 @@ def scan(
     settings
         Limits and policies; defaults to ``Settings()``.
     progress
-        Called with the running summary after each batch is written.
+        Called with the running summary after each transaction is written.
 
     Returns
     -------
@@ -157,22 +166,32 @@ def scan(
         seen.add(item.path)
         if isinstance(item, FileOutcome):
             direct.append(item)
-        elif _unchanged(item, known.get(item.path)):
-            summary.add(FileOutcome(path=item.path, state=FileState.UNCHANGED))
+        elif item.path in known and _unchanged(item, known[item.path]):
+            summary.count(FileState.UNCHANGED, None, ())
         else:
             to_read.append(item.path)
     summary.total = len(seen)
 
-    def write(batch: Sequence[FileOutcome | PreparedOutcome]) -> None:
-        for outcome in index.write_outcomes(run_id, batch):
-            summary.add(outcome)
+    def write(batch: Sequence[PackedOutcome]) -> None:
+        for (_, _, _, _, _, state, code, _), flags, _ in index.write_packed(run_id, batch):
+            summary.count(state, code, flags)
         if progress is not None:
             progress(summary)
 
     for start in range(0, len(direct), 1000):
-        write(direct[start : start + 1000])
+        write([pack_outcome(outcome) for outcome in direct[start : start + 1000]])
+    gathered: list[PackedOutcome] = []
+    written_at = time.monotonic()
     for results in read_in_workers(to_read, settings, read_for_index):
-        write(results)
+        # A reader that failed on a file (crash, time-out) sends a FileOutcome.
+        gathered.extend(pack_outcome(r) if isinstance(r, FileOutcome) else r for r in results)
+        now = time.monotonic()
+        if len(gathered) >= _WRITE_FILES or now - written_at >= _WRITE_EVERY_S:
+            write(gathered)
+            gathered = []
+            written_at = now
+    if gathered:
+        write(gathered)
     gone = [
         row.id for path, row in known.items() if path not in seen and row.state != FileState.MISSING
     ]
