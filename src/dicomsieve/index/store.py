@@ -235,13 +235,14 @@ def _compact(row: Sequence[object]) -> Compact:
     return mask, tuple(kept)
 
 
-@functools.cache
+@functools.lru_cache(maxsize=512)
 def _insert_sql(table: str, lead: tuple[str, ...], columns: tuple[str, ...], mask: int) -> str:
     """``INSERT INTO table`` of the ``lead`` columns and the ``columns`` set in ``mask``.
 
     The columns left out take their default, NULL (the schema declares no other): a row
     stores the same as when all its NULLs are bound. Standard SQL; ``sqlite3`` keeps each
-    such statement prepared in its connection's statement cache.
+    such statement prepared in its connection's statement cache. The texts are cached
+    too, a bounded number: a long-running server may meet many NULL patterns.
     """
     names = [*lead, *(name for n, name in enumerate(columns) if mask >> n & 1)]
     return f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
