@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 
 from dicomsieve.codes import Level, WarningCode
 from dicomsieve.loadables.model import ExamineWarning, Matrix4
-from dicomsieve.loadables.slices import CROSS_SECTIONAL, Slice
+from dicomsieve.loadables.slices import CROSS_SECTIONAL, Orientation, Slice
 from dicomsieve.settings import Settings
 
 __all__ = [
@@ -38,44 +38,9 @@ Vec = NDArray[np.float64]
 _NAMED_IN_MESSAGE = 4
 
 
-@dataclass(frozen=True, slots=True)
-class Orientation:
-    """Row and column direction cosines, normalised, and their normal."""
-
-    row: Vec
-    column: Vec
-
-    @property
-    def normal(self) -> Vec:
-        n = np.array(_cross(self.row, self.column))
-        length = math.sqrt(float(n @ n))
-        return n / length if length > 0 else n
-
-
-def _cross(a: Vec, b: Vec) -> tuple[float, float, float]:
-    # Plain arithmetic: numpy's cross costs tens of microseconds per call, and examine
-    # calls this for every slice.
-    ax, ay, az = float(a[0]), float(a[1]), float(a[2])
-    bx, by, bz = float(b[0]), float(b[1]), float(b[2])
-    return (ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx)
-
-
-def _length(v: Vec | tuple[float, float, float]) -> float:
-    return math.sqrt(float(v[0]) ** 2 + float(v[1]) ** 2 + float(v[2]) ** 2)
-
-
 def orientation_of(s: Slice) -> Orientation | None:
     """The slice's orientation, or ``None`` when absent or degenerate."""
-    if s.row_cosine is None or s.column_cosine is None:
-        return None
-    r_len = _length(s.row_cosine)
-    c_len = _length(s.column_cosine)
-    if r_len < 0.5 or c_len < 0.5:
-        return None
-    row, column = s.row_cosine / r_len, s.column_cosine / c_len
-    if _length(_cross(row, column)) < 0.5:
-        return None
-    return Orientation(row, column)
+    return s.orientation
 
 
 def _angle_deg(a: Vec, b: Vec) -> float:
