@@ -68,13 +68,21 @@ def cluster_orientations(
     clusters: list[tuple[Orientation, list[Slice]]] = []
     without: list[Slice] = []
     tol = settings.orientation_tolerance_deg
+    # Slices of one orientation share their Orientation (see flatten): each pair of
+    # orientations is compared once, by identity.
+    agree: dict[tuple[int, int], bool] = {}
     for s in slices:
         o = orientation_of(s)
         if o is None:
             without.append(s)
             continue
         for rep, members in clusters:
-            if _angle_deg(rep.row, o.row) <= tol and _angle_deg(rep.column, o.column) <= tol:
+            pair = (id(rep), id(o))
+            same = agree.get(pair)
+            if same is None:
+                same = _angle_deg(rep.row, o.row) <= tol and _angle_deg(rep.column, o.column) <= tol
+                agree[pair] = same
+            if same:
                 members.append(s)
                 break
         else:
@@ -149,14 +157,21 @@ def _matrix(columns: Sequence[Vec], origin: Vec) -> Matrix4:
 def _orthonormal_warning(slices: Sequence[Slice], settings: Settings) -> ExamineWarning | None:
     worst = 0.0
     culprit: Slice | None = None
+    # Slices of one orientation share their cosine vectors (see flatten): each pair of
+    # vectors is measured once, by identity.
+    deviations: dict[tuple[int, int], float] = {}
     for s in slices:
         if s.row_cosine is None or s.column_cosine is None:
             continue
-        dev = max(
-            abs(float(np.linalg.norm(s.row_cosine)) - 1.0),
-            abs(float(np.linalg.norm(s.column_cosine)) - 1.0),
-            abs(float(np.dot(s.row_cosine, s.column_cosine))),
-        )
+        pair = (id(s.row_cosine), id(s.column_cosine))
+        dev = deviations.get(pair)
+        if dev is None:
+            dev = max(
+                abs(float(np.linalg.norm(s.row_cosine)) - 1.0),
+                abs(float(np.linalg.norm(s.column_cosine)) - 1.0),
+                abs(float(np.dot(s.row_cosine, s.column_cosine))),
+            )
+            deviations[pair] = dev
         if dev > worst:
             worst, culprit = dev, s
     if culprit is None or worst <= settings.orthonormal_tolerance:

@@ -200,7 +200,8 @@ class Slice:
             sop_instance_uid=self.record.sop_instance_uid,
             frame_number=self.frame_number,
             instance_number=self.record.instance_number,
-            position=(float(pos[0]), float(pos[1]), float(pos[2])) if pos is not None else None,
+            # tolist: the same floats as float(pos[i]), in one call instead of three.
+            position=tuple(pos.tolist()) if pos is not None else None,
             instance_id=self.source.instance_id,
         )
 
