@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable
-from dataclasses import fields
+from dataclasses import FrozenInstanceError, dataclass, fields
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import settings as examples
 from hypothesis import strategies as st
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 from dicom_bytes import ct_dataset, encode
 from dicomsieve import synthetic as syn
 from dicomsieve.index.schema import FRAME_COLUMNS, INSTANCE_COLUMNS, SCHEMA_VERSION
-from dicomsieve.index.store import Index, _json_reader, _json_value, _to_tuple
+from dicomsieve.index.store import Index, _builder, _json_reader, _json_value, _to_tuple
 from dicomsieve.model import FrameRecord, InstanceRecord
 from dicomsieve.scan.read import read_file
 from dicomsieve.scan.scanner import scan
@@ -197,3 +198,47 @@ def test_json_reader_decodes_each_text_as_before(values: list[object]) -> None:
             isinstance(first, tuple) and any(isinstance(v, list | dict) for v in first)
         ):
             assert first is not again
+
+
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    a: int
+    b: str = "b"
+
+    def __post_init__(self) -> None:
+        if self.a < 0:
+            raise ValueError("negative")
+
+
+@dataclass(frozen=True, slots=True)
+class _Plain:
+    a: int
+    b: tuple[int, ...] = ()
+
+
+def test_builder_makes_what_the_constructor_makes(tmp_path: Path) -> None:
+    private, plain = _vendor_files(tmp_path / "data")
+    settings = Settings(jobs=1)
+    for path in private + plain:
+        record = read_file(str(path), settings).instance
+        assert record is not None
+        values = [getattr(record, f.name) for f in fields(InstanceRecord)]
+        built = _builder(InstanceRecord)(values)
+        assert type(built) is InstanceRecord
+        assert built == record
+        assert repr(built) == repr(record)
+        assert hash(built) == hash(record)
+        for frame in record.frames:
+            frame_values = [getattr(frame, f.name) for f in fields(FrameRecord)]
+            assert _builder(FrameRecord)(frame_values) == frame
+    assert _builder(_Plain)([1, (2,)]) == _Plain(1, (2,))
+    with pytest.raises(FrozenInstanceError):
+        _builder(_Plain)([1, (2,)]).a = 2  # type: ignore[misc]
+
+
+def test_builder_leaves_other_classes_and_lengths_to_the_constructor() -> None:
+    with pytest.raises(ValueError, match="negative"):
+        _builder(_Checked)([-1, "x"])
+    assert _builder(_Plain)([1]) == _Plain(1)  # the default fills the missing field
+    with pytest.raises(TypeError):
+        _builder(_Plain)([1, (), 3])
