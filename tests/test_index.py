@@ -242,3 +242,22 @@ def test_builder_leaves_other_classes_and_lengths_to_the_constructor() -> None:
     assert _builder(_Plain)([1]) == _Plain(1)  # the default fills the missing field
     with pytest.raises(TypeError):
         _builder(_Plain)([1, (), 3])
+
+
+def test_instances_come_in_the_order_sqlite_sorts_their_paths(tmp_path: Path) -> None:
+    """Index.instances sorts in Python: the order of ORDER BY path (UTF-8 bytes), with
+    names beyond ASCII and beyond the Basic Multilingual Plane."""
+    root = tmp_path / "data"
+    names = ["b", "B", "é", "z", "\u65e5\u672c", "\U0001f600", "\uff21", "a b", "a-b", "a_b"]
+    for i, name in enumerate(names):
+        folder = root / name
+        folder.mkdir(parents=True)
+        (folder / f"{i}").write_bytes(encode(ct_dataset(i)))
+    with Index(tmp_path / "index.sqlite") as db:
+        scan([root], db, Settings(jobs=1))
+        expected = [row[0] for row in db.conn.execute("SELECT path FROM files ORDER BY path")]
+        got = [s.path for s in db.instances()]
+        one_series = [s.path for uid in db.series_uids() for s in db.instances(uid)]
+    assert got == expected
+    assert len(got) == len(names)
+    assert sorted(one_series) == got
