@@ -1,8 +1,10 @@
-"""Slices: the values flatten works out once per slice or per distinct value."""
+"""Slices: the values flatten works out once per slice or per distinct value; the
+geometry helpers that replace numpy calls."""
 
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -10,7 +12,7 @@ from hypothesis import given
 from hypothesis import settings as examples
 from hypothesis import strategies as st
 
-from dicomsieve.loadables.geometry import orientation_of
+from dicomsieve.loadables.geometry import _median, orientation_of
 from dicomsieve.loadables.model import SourceInstance
 from dicomsieve.loadables.slices import _LOCALIZER_TOKENS, Slice, flatten
 from dicomsieve.model import FrameRecord, InstanceRecord
@@ -122,3 +124,21 @@ def test_orientation_is_normalised_or_none(
     assert s.orientation is not None
     assert np.array_equal(s.orientation.row, normalised[0])
     assert np.array_equal(s.orientation.column, normalised[1])
+
+
+@given(
+    values=st.lists(
+        st.one_of(
+            st.floats(allow_nan=True, allow_infinity=True),
+            st.sampled_from([0.0, -0.0, 5e-324, -5e-324, 1.5, 2.5]),
+        ),
+        max_size=25,
+    )
+)
+@examples(max_examples=2000, deadline=None)
+def test_median_is_numpys(values: list[float]) -> None:
+    """The same float as np.median: signed zeros, infinities, NaN and ties included."""
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the mean of an empty list
+        expected = float(np.median(values))
+    assert repr(_median(values)) == repr(expected)
