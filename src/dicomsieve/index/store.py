@@ -64,7 +64,6 @@ _PIXEL_COLUMNS: Final = {
     "pixel_length": "length",
     "pixel_deflated": "deflated",
 }
-_INSTANCE_FIELD_NAMES: Final = frozenset(f.name for f in fields(InstanceRecord))
 # Built once: the statements that run for every file.
 _INSTANCE_INSERT_COLUMNS: Final = (
     ["file_ref", "series_ref", "duplicate_of"]
@@ -97,7 +96,6 @@ _INSERT_FRAME: Final = (
     f"INSERT INTO frames ({', '.join(['instance_ref'] + [n for n, _ in FRAME_COLUMNS])}) "
     f"VALUES ({', '.join('?' * (len(FRAME_COLUMNS) + 1))})"
 )
-_FRAME_FIELD_NAMES: Final = frozenset(f.name for f in fields(FrameRecord))
 
 
 class SeriesIdentity(NamedTuple):
