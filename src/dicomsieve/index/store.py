@@ -11,16 +11,28 @@ import functools
 import hashlib
 import json
 import json.encoder
+import json.scanner
 import operator
 import os
 import sqlite3
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
+from itertools import repeat
 from pathlib import Path
-from typing import Any, Final, NamedTuple, TypeAlias, get_args, get_origin, get_type_hints
+from typing import (
+    Any,
+    Final,
+    NamedTuple,
+    TypeAlias,
+    TypeVar,
+    get_args,
+    get_origin,
+    get_type_hints,
+)
 
 from dicomsieve.codes import FileState, FlagCode, Level, LoadableKind, WarningCode
 from dicomsieve.errors import IndexDbError
@@ -65,7 +77,6 @@ _PIXEL_COLUMNS: Final = {
     "pixel_length": "length",
     "pixel_deflated": "deflated",
 }
-_INSTANCE_FIELD_NAMES: Final = frozenset(f.name for f in fields(InstanceRecord))
 # Built once: the statements that run for every file.
 _INSTANCE_INSERT_COLUMNS: Final = (
     ["file_ref", "series_ref", "duplicate_of"]
@@ -102,7 +113,6 @@ _NEW_INSTANCE_LEAD: Final[tuple[str, ...]] = ("id", *_INSTANCE_LEAD)
 _NEW_DUPLICATE_LEAD: Final = (*_NEW_INSTANCE_LEAD, "duplicate_of")
 _FRAME_LEAD: Final = ("instance_ref",)
 _DUPLICATE: Final = str(FlagCode.DUPLICATE_SOP_INSTANCE)
-_FRAME_FIELD_NAMES: Final = frozenset(f.name for f in fields(FrameRecord))
 
 
 class SeriesIdentity(NamedTuple):
@@ -815,58 +825,38 @@ class Index:
 
     def instances(self, series_instance_uid: str | None = None) -> list[StoredInstance]:
         """Indexed instances with their records, optionally of one series."""
-        names = [n for n, _ in INSTANCE_COLUMNS]
-        select = ", ".join(f"i.{n}" for n in names)
-        sql = (
-            f"SELECT i.id, f.id, f.path, i.duplicate_of, se.series_instance_uid, "
-            f"st.study_instance_uid, p.patient_id, p.patient_name, p.birth_date, "
-            f"st.study_date, st.study_time, st.study_description, st.accession_number, {select}, "
-            "f.size, f.mtime_ns "
-            "FROM instances i JOIN files f ON f.id = i.file_ref "
-            "JOIN series se ON se.id = i.series_ref JOIN studies st ON st.id = se.study_ref "
-            "JOIN patients p ON p.id = st.patient_ref"
-        )
+        sql = _SELECT_INSTANCES
         params: tuple[object, ...] = ()
         if series_instance_uid is not None:
             sql += " WHERE se.series_instance_uid = ?"
             params = (series_instance_uid,)
-        sql += " ORDER BY f.path"
         rows = self.conn.execute(sql, params).fetchall()
-        frames = self._frames([int(row[0]) for row in rows])
+        # By path, as ORDER BY f.path would give them (paths are unique, and UTF-8 byte
+        # order is code point order), without SQLite sorting every column of every row.
+        rows.sort(key=_PATH_OF)
+        frames = self._frames([int(row[0]) for row in rows], everything=series_instance_uid is None)
+        decode = _json_reader()
         result = []
         for row in rows:
-            columns = row[13 : 13 + len(names)]
-            values = dict(zip(names, columns, strict=True))
-            pixel = None
-            if values["pixel_tag"] is not None:
-                pixel = PixelDataInfo(
-                    tag=values["pixel_tag"],
-                    offset=values["pixel_offset"],
-                    length=values["pixel_length"],
-                    deflated=bool(values["pixel_deflated"]),
-                )
-            kwargs: dict[str, Any] = {
-                name: (_to_tuple(json.loads(value)) if is_json and value is not None else value)
-                for (name, is_json), value in zip(_RECORD_COLUMNS, columns, strict=False)
-                if name is not None
-            }
-            kwargs["has_referenced_image_sequence"] = bool(kwargs["has_referenced_image_sequence"])
-            record = InstanceRecord(
-                series_instance_uid=row[4],
-                study_instance_uid=row[5],
-                patient_id=row[6],
-                patient_name=row[7],
-                patient_birth_date=row[8],
-                study_date=row[9],
-                study_time=row[10],
-                study_description=row[11],
-                accession_number=row[12],
-                pixel_data=pixel,
-                frames=frames.get(int(row[0]), ()),
-                **kwargs,
-            )
+            values = list(row[_RECORD_START:])
+            for n in _RECORD_JSON:
+                if values[n] is not None:
+                    values[n] = decode(values[n])
+            values[_RECORD_REFERENCED] = bool(values[_RECORD_REFERENCED])
+            if row[6] is not None:
+                values[_RECORD_PIXEL] = PixelDataInfo(row[6], row[7], row[8], bool(row[9]))
+            instance_id = int(row[0])
+            values[_RECORD_FRAMES] = frames.get(instance_id, ())
             result.append(
-                StoredInstance(int(row[0]), int(row[1]), row[2], row[3], record, row[-2], row[-1])
+                StoredInstance(
+                    instance_id,
+                    int(row[1]),
+                    row[2],
+                    row[3],
+                    _build_record(values),
+                    row[4],
+                    row[5],
+                )
             )
         return result
 
@@ -1035,25 +1025,44 @@ class Index:
             left_out=tuple(json.loads(row[6])),
         )
 
-    def _frames(self, instance_ids: list[int]) -> dict[int, tuple[FrameRecord, ...]]:
+    def _frames(
+        self, instance_ids: list[int], everything: bool = False
+    ) -> dict[int, tuple[FrameRecord, ...]]:
+        """The frame records of ``instance_ids``, each instance's by frame number.
+
+        ``everything``: the ids are every instance of the index, so the whole table is
+        read at once instead of asked for by id.
+        """
         if not instance_ids:
             return {}
-        names = [n for n, _ in FRAME_COLUMNS]
+        select = f"SELECT instance_ref, {', '.join(_FRAME_FIELDS)} FROM frames"
+        order = " ORDER BY instance_ref, frame_number"
+        queries: list[tuple[str, Sequence[int]]] = [(select + order, ())]
+        if not everything:
+            # By id: reading the whole table for each series costs as much as the
+            # frames of every series, once per series.
+            ids = sorted(instance_ids)
+            queries = [
+                (
+                    f"{select} WHERE instance_ref IN ({', '.join('?' * len(chunk))}){order}",
+                    chunk,
+                )
+                for chunk in (
+                    ids[n : n + _MAX_PARAMETERS] for n in range(0, len(ids), _MAX_PARAMETERS)
+                )
+            ]
         out: dict[int, list[FrameRecord]] = {}
         wanted = set(instance_ids)
-        sql = (
-            f"SELECT instance_ref, {', '.join(names)} FROM frames "
-            "ORDER BY instance_ref, frame_number"
-        )
-        for row in self.conn.execute(sql):
-            if row[0] not in wanted:
-                continue
-            kwargs = {
-                name: _to_tuple(_loads(value)) if _is_json(name) else value
-                for name, value in zip(names, row[1:], strict=True)
-                if name in _FRAME_FIELD_NAMES
-            }
-            out.setdefault(int(row[0]), []).append(FrameRecord(**kwargs))
+        decode = _json_reader()
+        for sql, params in queries:
+            for row in self.conn.execute(sql, params):
+                if row[0] not in wanted:
+                    continue
+                values = list(row[1:])
+                for n in _FRAME_JSON:
+                    if values[n] is not None:
+                        values[n] = decode(values[n])
+                out.setdefault(int(row[0]), []).append(_build_frame(values))
         return {key: tuple(value) for key, value in out.items()}
 
 
@@ -1096,13 +1105,121 @@ def _affine_from(text: str | None) -> Matrix4 | None:
     return tuple(tuple(float(v) for v in row) for row in rows)  # type: ignore[return-value]
 
 
-# Per instance column, in order: the record field it fills (None for pixel columns) and
-# whether it holds JSON. Built once: reading records is on examine's hot path.
-_RECORD_COLUMNS: Final = tuple(
-    (name if name in _INSTANCE_FIELD_NAMES else None, sql_type == "TEXT" and name in _JSON_COLUMNS)
-    for name, sql_type in INSTANCE_COLUMNS
+# Index.instances reads, after the ids, path, file size and time and the pixel columns
+# (_RECORD_START values), one column per InstanceRecord field in the order of the
+# fields: a record is then built from a slice of the row. Built once: reading records is
+# on examine's hot path.
+_JOINED_FIELDS: Final = {
+    "series_instance_uid": "se.series_instance_uid",
+    "study_instance_uid": "st.study_instance_uid",
+    "patient_id": "p.patient_id",
+    "patient_name": "p.patient_name",
+    "patient_birth_date": "p.birth_date",
+    "study_date": "st.study_date",
+    "study_time": "st.study_time",
+    "study_description": "st.study_description",
+    "accession_number": "st.accession_number",
+    "pixel_data": "NULL",  # from the pixel columns
+    "frames": "NULL",  # from the frames table
+}
+_RECORD_FIELDS: Final = tuple(f.name for f in fields(InstanceRecord))
+_RECORD_START: Final = 10
+_PATH_OF: Final = operator.itemgetter(2)
+_SELECT_INSTANCES: Final = (
+    "SELECT i.id, f.id, f.path, i.duplicate_of, f.size, f.mtime_ns, i.pixel_tag, "
+    "i.pixel_offset, i.pixel_length, i.pixel_deflated, "
+    + ", ".join(_JOINED_FIELDS.get(name, f"i.{name}") for name in _RECORD_FIELDS)
+    + " FROM instances i JOIN files f ON f.id = i.file_ref "
+    "JOIN series se ON se.id = i.series_ref JOIN studies st ON st.id = se.study_ref "
+    "JOIN patients p ON p.id = st.patient_ref"
 )
+_INSTANCE_SQL_TYPES: Final = dict(INSTANCE_COLUMNS)
+# Positions, among the record fields, of the JSON columns and of the special fields.
+_RECORD_JSON: Final = tuple(
+    n
+    for n, name in enumerate(_RECORD_FIELDS)
+    if name in _JSON_COLUMNS and _INSTANCE_SQL_TYPES.get(name) == "TEXT"
+)
+_RECORD_REFERENCED: Final = _RECORD_FIELDS.index("has_referenced_image_sequence")
+_RECORD_PIXEL: Final = _RECORD_FIELDS.index("pixel_data")
+_RECORD_FRAMES: Final = _RECORD_FIELDS.index("frames")
+# The frames columns in the order of the FrameRecord fields, and the JSON ones among them.
+_FRAME_FIELDS: Final = tuple(f.name for f in fields(FrameRecord))
+_FRAME_JSON: Final = tuple(n for n, name in enumerate(_FRAME_FIELDS) if name in _JSON_COLUMNS)
 
 
-def _is_json(name: str) -> bool:
-    return name in _JSON_COLUMNS
+# What json.loads runs on a document without surrounding whitespace, without the Python
+# code around it (a third of its time on the short arrays of the index). Its context is a
+# decoder with json.loads' defaults; the stubs ask for a scanner instead.
+_scan_json: Final = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
+
+
+def _json_value(text: str) -> Any:
+    """``json.loads(text)``, the same value or the same error, in less time."""
+    try:
+        value, end = _scan_json(text, 0)
+    except (StopIteration, ValueError, TypeError):
+        return json.loads(text)  # leading whitespace, or the error json.loads raises
+    if end != len(text):
+        return json.loads(text)  # trailing whitespace, or "Extra data"
+    return value
+
+
+_MISSING: Final = object()
+
+
+def _json_reader() -> Callable[[str], Any]:
+    """Decode JSON columns as records hold them (:func:`_to_tuple`), each text once.
+
+    The values of a series repeat from row to row (ImageType, orientation, spacing,
+    window): a value that cannot change (hashable: tuples, strings, numbers) is decoded
+    the first time and shared after that.
+    """
+    memo: dict[str, Any] = {}
+
+    def read(text: str) -> Any:
+        value = memo.get(text, _MISSING)
+        if value is _MISSING:
+            value = _to_tuple(_json_value(text))
+            try:
+                hash(value)
+            except TypeError:
+                return value  # a list or dict inside: each record gets its own
+            memo[text] = value
+        return value
+
+    return read
+
+
+_T = TypeVar("_T")
+
+
+def _builder(cls: type[_T]) -> Callable[[Sequence[object]], _T]:
+    """``cls(*values)`` for a frozen slots dataclass, with every field in ``values``.
+
+    A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``;
+    setting the slots through their descriptors costs about half as much, which counts
+    for the 66 fields of an InstanceRecord read 10,000 times. Only for a class whose
+    ``__init__`` does nothing else (no ``__post_init__``, no field outside ``__init__``);
+    any other class, or values of another length, go through ``cls`` itself.
+    """
+    every = fields(cls)  # type: ignore[arg-type]
+    if hasattr(cls, "__post_init__") or not all(f.init for f in every):
+        return lambda values: cls(*values)
+    setters = [getattr(cls, f.name).__set__ for f in every]
+    count = len(setters)
+    new = object.__new__
+    call = operator.call
+
+    def build(values: Sequence[object]) -> _T:
+        if len(values) != count:
+            return cls(*values)
+        record = new(cls)
+        deque(map(call, setters, repeat(record), values), maxlen=0)  # each sets one field
+        return record
+
+    return build
+
+
+_build_record: Final = _builder(InstanceRecord)
+_build_frame: Final = _builder(FrameRecord)

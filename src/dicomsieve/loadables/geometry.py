@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 
 from dicomsieve.codes import Level, WarningCode
 from dicomsieve.loadables.model import ExamineWarning, Matrix4
-from dicomsieve.loadables.slices import CROSS_SECTIONAL, Slice
+from dicomsieve.loadables.slices import CROSS_SECTIONAL, Orientation, Slice
 from dicomsieve.settings import Settings
 
 __all__ = [
@@ -38,44 +38,25 @@ Vec = NDArray[np.float64]
 _NAMED_IN_MESSAGE = 4
 
 
-@dataclass(frozen=True, slots=True)
-class Orientation:
-    """Row and column direction cosines, normalised, and their normal."""
-
-    row: Vec
-    column: Vec
-
-    @property
-    def normal(self) -> Vec:
-        n = np.array(_cross(self.row, self.column))
-        length = math.sqrt(float(n @ n))
-        return n / length if length > 0 else n
-
-
-def _cross(a: Vec, b: Vec) -> tuple[float, float, float]:
-    # Plain arithmetic: numpy's cross costs tens of microseconds per call, and examine
-    # calls this for every slice.
-    ax, ay, az = float(a[0]), float(a[1]), float(a[2])
-    bx, by, bz = float(b[0]), float(b[1]), float(b[2])
-    return (ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx)
-
-
-def _length(v: Vec | tuple[float, float, float]) -> float:
-    return math.sqrt(float(v[0]) ** 2 + float(v[1]) ** 2 + float(v[2]) ** 2)
-
-
 def orientation_of(s: Slice) -> Orientation | None:
     """The slice's orientation, or ``None`` when absent or degenerate."""
-    if s.row_cosine is None or s.column_cosine is None:
-        return None
-    r_len = _length(s.row_cosine)
-    c_len = _length(s.column_cosine)
-    if r_len < 0.5 or c_len < 0.5:
-        return None
-    row, column = s.row_cosine / r_len, s.column_cosine / c_len
-    if _length(_cross(row, column)) < 0.5:
-        return None
-    return Orientation(row, column)
+    return s.orientation
+
+
+def _median(values: Sequence[float]) -> float:
+    """``float(np.median(values))``, the same float, for a list of floats.
+
+    ``np.median`` imports ``numpy.ma`` on its first call (10 to 15 ms, the only import
+    of it in a conversion) and costs microseconds per call. The sums start from 0.0 as
+    numpy's do (so a median of -0.0 is 0.0); any NaN gives NaN.
+    """
+    if not values or any(math.isnan(v) for v in values):
+        return math.nan
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return (0.0 + ordered[middle]) / 1
+    return (0.0 + ordered[middle - 1] + ordered[middle]) / 2
 
 
 def _angle_deg(a: Vec, b: Vec) -> float:
@@ -103,13 +84,21 @@ def cluster_orientations(
     clusters: list[tuple[Orientation, list[Slice]]] = []
     without: list[Slice] = []
     tol = settings.orientation_tolerance_deg
+    # Slices of one orientation share their Orientation (see flatten): each pair of
+    # orientations is compared once, by identity.
+    agree: dict[tuple[int, int], bool] = {}
     for s in slices:
         o = orientation_of(s)
         if o is None:
             without.append(s)
             continue
         for rep, members in clusters:
-            if _angle_deg(rep.row, o.row) <= tol and _angle_deg(rep.column, o.column) <= tol:
+            pair = (id(rep), id(o))
+            same = agree.get(pair)
+            if same is None:
+                same = _angle_deg(rep.row, o.row) <= tol and _angle_deg(rep.column, o.column) <= tol
+                agree[pair] = same
+            if same:
                 members.append(s)
                 break
         else:
@@ -184,14 +173,21 @@ def _matrix(columns: Sequence[Vec], origin: Vec) -> Matrix4:
 def _orthonormal_warning(slices: Sequence[Slice], settings: Settings) -> ExamineWarning | None:
     worst = 0.0
     culprit: Slice | None = None
+    # Slices of one orientation share their cosine vectors (see flatten): each pair of
+    # vectors is measured once, by identity.
+    deviations: dict[tuple[int, int], float] = {}
     for s in slices:
         if s.row_cosine is None or s.column_cosine is None:
             continue
-        dev = max(
-            abs(float(np.linalg.norm(s.row_cosine)) - 1.0),
-            abs(float(np.linalg.norm(s.column_cosine)) - 1.0),
-            abs(float(np.dot(s.row_cosine, s.column_cosine))),
-        )
+        pair = (id(s.row_cosine), id(s.column_cosine))
+        dev = deviations.get(pair)
+        if dev is None:
+            dev = max(
+                abs(float(np.linalg.norm(s.row_cosine)) - 1.0),
+                abs(float(np.linalg.norm(s.column_cosine)) - 1.0),
+                abs(float(np.dot(s.row_cosine, s.column_cosine))),
+            )
+            deviations[pair] = dev
         if dev > worst:
             worst, culprit = dev, s
     if culprit is None or worst <= settings.orthonormal_tolerance:
@@ -253,7 +249,7 @@ def _spacing_warnings(
     real = [g for g in gaps if g > settings.position_tolerance_mm]
     if not real:
         return out
-    usual = float(np.median(real))
+    usual = _median(real)
     tol = max(settings.spacing_tolerance_mm, settings.spacing_tolerance_rel * usual)
     odd = [
         (i, g)
@@ -570,7 +566,7 @@ def _tile_geometry(
         step = (points[-1] - points[0]) / (n - 1)
         depths = points @ normal
         gaps = np.diff(depths)
-        gap = float(np.median(np.abs(gaps)))
+        gap = _median(np.abs(gaps).tolist())
         tol = max(settings.spacing_tolerance_mm, settings.spacing_tolerance_rel * gap)
         off = float(
             np.max(np.linalg.norm(points - (points[0] + np.outer(np.arange(n), step)), axis=1))

@@ -6,9 +6,11 @@ frame records: per-frame values win over the object's own.
 
 from __future__ import annotations
 
+import functools
+import math
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
@@ -16,7 +18,7 @@ from numpy.typing import NDArray
 from dicomsieve.loadables.model import SliceRef, SourceInstance
 from dicomsieve.model import FrameRecord, InstanceRecord
 
-__all__ = ["CROSS_SECTIONAL", "Slice", "flatten", "seconds_of_day"]
+__all__ = ["CROSS_SECTIONAL", "Orientation", "Slice", "flatten", "seconds_of_day"]
 
 Vec = NDArray[np.float64]
 
@@ -100,6 +102,52 @@ def description_words(text: str | None) -> set[str]:
 
 
 @dataclass(frozen=True, slots=True)
+class Orientation:
+    """Row and column direction cosines, normalised, and their normal."""
+
+    row: Vec
+    column: Vec
+
+    @property
+    def normal(self) -> Vec:
+        n = np.array(_cross(self.row, self.column))
+        length = math.sqrt(float(n @ n))
+        return n / length if length > 0 else n
+
+
+def _cross(a: Vec, b: Vec) -> tuple[float, float, float]:
+    # Plain arithmetic: numpy's cross costs tens of microseconds per call, and examine
+    # calls this for every slice.
+    ax, ay, az = float(a[0]), float(a[1]), float(a[2])
+    bx, by, bz = float(b[0]), float(b[1]), float(b[2])
+    return (ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx)
+
+
+def _length(v: Vec | tuple[float, float, float]) -> float:
+    return math.sqrt(float(v[0]) ** 2 + float(v[1]) ** 2 + float(v[2]) ** 2)
+
+
+def _orientation(row_cosine: Vec | None, column_cosine: Vec | None) -> Orientation | None:
+    """The orientation of these cosines, or ``None`` when absent or degenerate."""
+    if row_cosine is None or column_cosine is None:
+        return None
+    r_len = _length(row_cosine)
+    c_len = _length(column_cosine)
+    if r_len < 0.5 or c_len < 0.5:
+        return None
+    row, column = row_cosine / r_len, column_cosine / c_len
+    if _length(_cross(row, column)) < 0.5:
+        return None
+    return Orientation(_read_only(row), _read_only(column))
+
+
+def _read_only(v: Vec) -> Vec:
+    """``v``, made read-only: slices of one orientation share their vectors."""
+    v.flags.writeable = False
+    return v
+
+
+@dataclass(frozen=True, slots=True)
 class Slice:
     """Everything examine needs about one 2D slice."""
 
@@ -109,6 +157,11 @@ class Slice:
     row_cosine: Vec | None
     column_cosine: Vec | None
     pixel_spacing: tuple[float, float] | None
+    # Computed once by flatten, not per comparison: examine sorts and groups by them.
+    sort_key: tuple[int, str, int, str] = field(compare=False, repr=False)
+    """A total order independent of input order (for determinism)."""
+    orientation: Orientation | None = field(compare=False, repr=False)
+    """The normalised cosines, ``None`` when absent or degenerate."""
 
     @property
     def record(self) -> InstanceRecord:
@@ -140,17 +193,6 @@ class Slice:
             return f"frame {frame}"
         return f"SOP ...{self.record.sop_instance_uid[-8:]}"
 
-    @property
-    def sort_key(self) -> tuple[int, str, int, str]:
-        """A total order independent of input order (for determinism)."""
-        number = self.record.instance_number
-        return (
-            number if number is not None else 1 << 62,
-            self.record.sop_instance_uid,
-            self.frame_number or 0,
-            self.path,
-        )
-
     def ref(self) -> SliceRef:
         pos = self.position
         return SliceRef(
@@ -158,7 +200,8 @@ class Slice:
             sop_instance_uid=self.record.sop_instance_uid,
             frame_number=self.frame_number,
             instance_number=self.record.instance_number,
-            position=(float(pos[0]), float(pos[1]), float(pos[2])) if pos is not None else None,
+            # tolist: the same floats as float(pos[i]), in one call instead of three.
+            position=tuple(pos.tolist()) if pos is not None else None,
             instance_id=self.source.instance_id,
         )
 
@@ -172,21 +215,17 @@ class Slice:
     @property
     def image_type(self) -> tuple[str, ...]:
         frame_type = self.frame.frame_type if self.frame is not None else None
-        return tuple(v.upper() for v in (frame_type or self.record.image_type or ()))
+        return _upper(frame_type or self.record.image_type)
 
     @property
     def all_image_type_values(self) -> tuple[str, ...]:
-        own = tuple(v.upper() for v in (self.record.image_type or ()))
-        return self.image_type + own
+        return self.image_type + _upper(self.record.image_type)
 
     @property
     def localizer_token(self) -> str | None:
         """The ImageType value that marks this slice as a scout, if any."""
-        for value in self.all_image_type_values:
-            for token in _LOCALIZER_TOKENS:
-                if token in value:
-                    return value
-        return None
+        frame_type = self.frame.frame_type if self.frame is not None else None
+        return _localizer_token(frame_type, self.record.image_type)
 
     @property
     def description_says_scout(self) -> bool:
@@ -280,6 +319,24 @@ class Slice:
         return (r.rows or 0, r.columns or 0, r.samples_per_pixel or 1)
 
 
+# ImageType repeats from slice to slice (records read from the index share the tuple):
+# its upper-case values and scout token are worked out once per distinct value.
+@functools.lru_cache(maxsize=256)
+def _upper(values: tuple[str, ...] | None) -> tuple[str, ...]:
+    return tuple(v.upper() for v in (values or ()))
+
+
+@functools.lru_cache(maxsize=256)
+def _localizer_token(
+    frame_type: tuple[str, ...] | None, image_type: tuple[str, ...] | None
+) -> str | None:
+    for value in _upper(frame_type or image_type) + _upper(image_type):
+        for token in _LOCALIZER_TOKENS:
+            if token in value:
+                return value
+    return None
+
+
 def _vector(values: tuple[float, ...] | None, size: int) -> Vec | None:
     if values is None or len(values) != size:
         return None
@@ -289,31 +346,51 @@ def _vector(values: tuple[float, ...] | None, size: int) -> Vec | None:
 def flatten(instances: Iterable[SourceInstance]) -> list[Slice]:
     """One :class:`Slice` per single-frame object and per frame, in a canonical order."""
     out: list[Slice] = []
+    # Records read from the index share their ImageOrientationPatient tuple: its cosines
+    # and Orientation are worked out once per tuple (by identity, so -0.0 stays -0.0),
+    # and the slices share them, read-only.
+    planes: dict[int, tuple[Vec | None, Vec | None, Orientation | None]] = {}
     for source in instances:
         record = source.record
         frames: tuple[FrameRecord | None, ...] = record.frames or (None,)
         if not record.frames and (record.number_of_frames or 1) > 1:
             # A classic multi-frame object (cine, NM): frames without functional groups.
             frames = tuple(FrameRecord(n + 1) for n in range(record.number_of_frames or 1))
+        number = record.instance_number
         for frame in frames:
             position = frame.image_position if frame and frame.image_position else None
             orientation = frame.image_orientation if frame and frame.image_orientation else None
             spacing = frame.pixel_spacing if frame and frame.pixel_spacing else None
-            iop = _vector(orientation or record.image_orientation, 6)
+            iop_values = orientation or record.image_orientation
+            plane = planes.get(id(iop_values))
+            if plane is None:
+                iop = _vector(iop_values, 6)
+                row = _read_only(iop[:3]) if iop is not None else None
+                column = _read_only(iop[3:]) if iop is not None else None
+                plane = (row, column, _orientation(row, column))
+                planes[id(iop_values)] = plane
             ps = spacing or record.pixel_spacing
             # A UIH VFRAME object has no position of its own: its first tile's stands in.
             tiles = record.mosaic_positions
             own = position or record.image_position or (tiles[0] if tiles else None)
+            frame_number = frame.frame_number if frame is not None else None
             out.append(
                 Slice(
                     source=source,
                     frame=frame,
                     position=_vector(own, 3),
-                    row_cosine=iop[:3] if iop is not None else None,
-                    column_cosine=iop[3:] if iop is not None else None,
+                    row_cosine=plane[0],
+                    column_cosine=plane[1],
                     pixel_spacing=(float(ps[0]), float(ps[1]))
                     if ps is not None and len(ps) == 2
                     else None,
+                    sort_key=(
+                        number if number is not None else 1 << 62,
+                        record.sop_instance_uid,
+                        frame_number or 0,
+                        source.path,
+                    ),
+                    orientation=plane[2],
                 )
             )
     out.sort(key=lambda s: s.sort_key)
