@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import json.encoder
 import operator
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
@@ -38,6 +37,7 @@ from dicomsieve.loadables.model import (
     SliceRef,
 )
 from dicomsieve.model import FileOutcome, FrameRecord, InstanceRecord, PixelDataInfo
+from dicomsieve.scan.record import to_json
 
 __all__ = [
     "FileRow",
@@ -249,24 +249,6 @@ def _to_tuple(value: Any) -> Any:
     return tuple(value)
 
 
-def _json_encoder() -> Callable[[object], str]:
-    """``json.dumps`` with its default options, minus its set-up cost on every call.
-
-    Every file of a scan stores several tuples as JSON; one C encoder made once and
-    reused encodes them twice as fast. Without the C accelerator, plain ``json.dumps``.
-    """
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:  # pragma: no cover - CPython has it
-        return json.dumps
-    encode = make(
-        None, None, json.encoder.encode_basestring_ascii, None, ": ", ", ", False, False, True
-    )
-    return lambda value: "".join(encode(value, 0))
-
-
-_to_json: Final = _json_encoder()
-
-
 def _tuple_positions(cls: type, names: Sequence[str]) -> tuple[int, ...]:
     """Where in ``names`` the fields of ``cls`` that may hold a tuple are."""
 
@@ -288,7 +270,7 @@ def _row_values(values: Sequence[object], tuples: tuple[int, ...]) -> list[objec
     for n in tuples:
         value = row[n]
         if value is not None:
-            row[n] = _to_json(value)
+            row[n] = to_json(value)
     return row
 
 

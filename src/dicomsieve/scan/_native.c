@@ -806,10 +806,202 @@ static PyObject *decode(PyObject *module, PyObject *args) {
     return decode_tree(&d, tree);
 }
 
+/* -------------------------------------------------------------------- json() */
+
+/* ASCII text being written; starts in the struct, moves to the heap when it outgrows it. */
+typedef struct {
+    char *data;
+    Py_ssize_t len, cap;
+    char start[256];
+} text_buffer;
+
+static int reserve(text_buffer *b, Py_ssize_t extra) {
+    if (extra <= b->cap - b->len)
+        return 0;
+    if (extra > PY_SSIZE_T_MAX / 2 - b->len) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    Py_ssize_t cap = b->cap * 2 > b->len + extra ? b->cap * 2 : b->len + extra;
+    char *data = b->data == b->start ? PyMem_Malloc(cap) : PyMem_Realloc(b->data, cap);
+    if (data == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (b->data == b->start)
+        memcpy(data, b->start, b->len);
+    b->data = data;
+    b->cap = cap;
+    return 0;
+}
+
+static int put(text_buffer *b, const char *s, Py_ssize_t n) {
+    if (reserve(b, n) < 0)
+        return -1;
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+    return 0;
+}
+
+/* A string as json's encode_basestring_ascii writes it: printable ASCII but the quote
+ * and the backslash as is, short escapes where JSON has them, else \uXXXX in lower
+ * case hex (a surrogate pair past the BMP). */
+static int json_string(text_buffer *b, PyObject *s) {
+    static const char hex[] = "0123456789abcdef";
+    Py_ssize_t n = PyUnicode_GET_LENGTH(s);
+    int kind = PyUnicode_KIND(s);
+    const void *data = PyUnicode_DATA(s);
+    if (reserve(b, n + 2) < 0)
+        return -1;
+    b->data[b->len++] = '"';
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (c >= ' ' && c <= '~' && c != '\\' && c != '"') {
+            if (reserve(b, 1) < 0)
+                return -1;
+            b->data[b->len++] = (char)c;
+            continue;
+        }
+        char escape[12];
+        Py_ssize_t k = 0;
+        const char *short_form = NULL;
+        switch (c) {
+        case '\\': short_form = "\\\\"; break;
+        case '"': short_form = "\\\""; break;
+        case '\b': short_form = "\\b"; break;
+        case '\f': short_form = "\\f"; break;
+        case '\n': short_form = "\\n"; break;
+        case '\r': short_form = "\\r"; break;
+        case '\t': short_form = "\\t"; break;
+        default: {
+            Py_UCS4 units[2] = {c, 0};
+            int count = 1;
+            if (c >= 0x10000) {
+                Py_UCS4 v = c - 0x10000;
+                units[0] = 0xD800 | ((v >> 10) & 0x3FF);
+                units[1] = 0xDC00 | (v & 0x3FF);
+                count = 2;
+            }
+            for (int u = 0; u < count; u++) {
+                escape[k++] = '\\';
+                escape[k++] = 'u';
+                escape[k++] = hex[(units[u] >> 12) & 0xF];
+                escape[k++] = hex[(units[u] >> 8) & 0xF];
+                escape[k++] = hex[(units[u] >> 4) & 0xF];
+                escape[k++] = hex[units[u] & 0xF];
+            }
+        }
+        }
+        if (short_form != NULL ? put(b, short_form, 2) < 0 : put(b, escape, k) < 0)
+            return -1;
+    }
+    return put(b, "\"", 1);
+}
+
+/* ``value`` as json.dumps writes it, for what record tuples hold: str, int, float and
+ * tuples (or lists) of them; also None, True and False. */
+static int json_value(text_buffer *b, PyObject *value) {
+    if (value == Py_None)
+        return put(b, "null", 4);
+    if (value == Py_True)
+        return put(b, "true", 4);
+    if (value == Py_False)
+        return put(b, "false", 5);
+    if (PyUnicode_Check(value))
+        return json_string(b, value);
+    if (PyLong_Check(value)) {
+        int overflow;
+        long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
+        if (v == -1 && PyErr_Occurred())
+            return -1;
+        if (!overflow) {
+            char digits[32];
+            int n = snprintf(digits, sizeof digits, "%lld", v);
+            return put(b, digits, n);
+        }
+        /* what json writes: int's own repr, also for a subclass */
+        PyObject *text = PyLong_Type.tp_repr(value);
+        if (text == NULL)
+            return -1;
+        Py_ssize_t n;
+        const char *s = PyUnicode_AsUTF8AndSize(text, &n);
+        int rc = s == NULL ? -1 : put(b, s, n);
+        Py_DECREF(text);
+        return rc;
+    }
+    if (PyFloat_Check(value)) {
+        double d = PyFloat_AS_DOUBLE(value);
+        if (!isfinite(d))
+            return isnan(d) ? put(b, "NaN", 3) : d > 0 ? put(b, "Infinity", 8) : put(b, "-Infinity", 9);
+        /* float.__repr__, which json uses */
+        char *s = PyOS_double_to_string(d, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+        if (s == NULL)
+            return -1;
+        int rc = put(b, s, (Py_ssize_t)strlen(s));
+        PyMem_Free(s);
+        return rc;
+    }
+    if (PyTuple_Check(value) || PyList_Check(value)) {
+        if (Py_EnterRecursiveCall(" while encoding JSON"))
+            return -1;
+        int rc = put(b, "[", 1);
+        /* a list may change under us: index it afresh each time */
+        for (Py_ssize_t k = 0; rc == 0 && k < PySequence_Fast_GET_SIZE(value); k++) {
+            PyObject *item = PySequence_Fast_GET_ITEM(value, k);
+            Py_INCREF(item);
+            if (k > 0)
+                rc = put(b, ", ", 2);
+            if (rc == 0)
+                rc = json_value(b, item);
+            Py_DECREF(item);
+        }
+        Py_LeaveRecursiveCall();
+        return rc < 0 ? -1 : put(b, "]", 1);
+    }
+    PyErr_Format(PyExc_TypeError, "Object of type %.100s is not JSON serializable",
+                 Py_TYPE(value)->tp_name);
+    return -1;
+}
+
+/* json.dumps(value) for the values json_value knows; NULL with an exception otherwise. */
+static PyObject *to_json(PyObject *value) {
+    text_buffer b = {.len = 0, .cap = sizeof b.start};
+    b.data = b.start;
+    PyObject *out = NULL;
+    if (json_value(&b, value) == 0 && (out = PyUnicode_New(b.len, 127)) != NULL)
+        memcpy(PyUnicode_1BYTE_DATA(out), b.data, b.len);
+    if (b.data != b.start)
+        PyMem_Free(b.data);
+    return out;
+}
+
+PyDoc_STRVAR(json_doc,
+             "json(value)\n--\n\n"
+             "``json.dumps(value)`` for str, int, float, None, bool and tuples or lists of "
+             "them (what\nrecord tuples hold); TypeError for anything else.");
+
+static PyObject *json(PyObject *module, PyObject *value) {
+    (void)module;
+    return to_json(value);
+}
+
 /* ----------------------------------------------------------------- extract() */
 
 /* The kinds of record.py's field helpers, in the order of record.FieldKind. */
-enum field_kind { F_FIRST_STR, F_JOINED, F_STRS, F_INT, F_INTS, F_FLOAT, F_FLOATS, F_PRESENT };
+enum field_kind {
+    F_FIRST_STR,
+    F_JOINED,
+    F_STRS,
+    F_INT,
+    F_INTS,
+    F_FLOAT,
+    F_FLOATS,
+    F_PRESENT,
+    F_STRS_JSON, /* the three tuple kinds above, as the JSON text the index stores */
+    F_INTS_JSON,
+    F_FLOATS_JSON,
+    F_NONE, /* not read from the tree: the caller fills it in */
+};
 
 /* record._values: the value's tuple when it is a non-empty tuple of values (borrowed). */
 static PyObject *values_of(PyObject *tree, PyObject *tag) {
@@ -834,7 +1026,7 @@ static PyObject *number_of(PyObject *value) {
     return result;
 }
 
-static PyObject *field(PyObject *tree, PyObject *tag, long kind, PyObject *count) {
+static PyObject *basic_field(PyObject *tree, PyObject *tag, long kind, PyObject *count) {
     PyObject *values = values_of(tree, tag);
     if (values == NULL && PyErr_Occurred())
         return NULL;
@@ -932,6 +1124,20 @@ static PyObject *field(PyObject *tree, PyObject *tag, long kind, PyObject *count
         PyErr_SetString(PyExc_ValueError, "unknown field kind");
         return NULL;
     }
+}
+
+static PyObject *field(PyObject *tree, PyObject *tag, long kind, PyObject *count) {
+    if (kind == F_NONE)
+        Py_RETURN_NONE;
+    if (kind < F_STRS_JSON || kind > F_FLOATS_JSON)
+        return basic_field(tree, tag, kind, count);
+    long base = kind == F_STRS_JSON ? F_STRS : kind == F_INTS_JSON ? F_INTS : F_FLOATS;
+    PyObject *value = basic_field(tree, tag, base, count);
+    if (value == NULL || value == Py_None)
+        return value;
+    PyObject *text = to_json(value);
+    Py_DECREF(value);
+    return text;
 }
 
 PyDoc_STRVAR(extract_doc,
@@ -1062,6 +1268,7 @@ static PyMethodDef methods[] = {
     {"decode", decode, METH_VARARGS, decode_doc},
     {"extract", extract, METH_VARARGS, extract_doc},
     {"meta", meta, METH_VARARGS, meta_doc},
+    {"json", json, METH_O, json_doc},
     {NULL, NULL, 0, NULL},
 };
 
