@@ -5,21 +5,39 @@ from __future__ import annotations
 import json
 import json.encoder
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from enum import IntEnum
 from typing import Final
 
 from dicomsieve.model import FrameRecord, InstanceRecord, PixelDataInfo
 from dicomsieve.scan import ge, siemens, uih
-from dicomsieve.scan.private import PrivateTag, creator_blocks
-from dicomsieve.scan.tags import PRIVATE_GROUPS, HeaderTree
+from dicomsieve.scan.private import PrivateTag, creator_blocks, creator_tags
+from dicomsieve.scan.tags import PRIVATE_GROUPS, PRIVATE_TAGS, HeaderTree
 
-__all__ = ["FieldKind", "build_frames", "build_instance", "extract", "first_str", "to_json"]
+__all__ = [
+    "PLAIN_FIELDS",
+    "FieldKind",
+    "build_frames",
+    "build_instance",
+    "extract",
+    "first_str",
+    "is_plain",
+    "plain_table",
+    "to_json",
+]
 
 Floats = tuple[float, ...]
 
 SHARED_GROUPS: Final = 0x52009229
 PER_FRAME_GROUPS: Final = 0x52009230
+SOP_INSTANCE_UID: Final = 0x00080018
+SERIES_INSTANCE_UID: Final = 0x0020000E
+STUDY_INSTANCE_UID: Final = 0x0020000D
+IMAGE_TYPE: Final = 0x00080008
+REPETITION_TIME: Final = 0x00180080
+FLIP_ANGLE: Final = 0x00181314
+B_VALUE: Final = 0x00189087
+GRADIENT_ORIENTATION: Final = 0x00189089
 
 
 def _values(tree: HeaderTree, tag: int) -> tuple[object, ...] | None:
@@ -319,6 +337,86 @@ _INSTANCE_FIELDS: Final[dict[str, tuple[int, FieldKind, int | None]]] = {
 _INSTANCE_NAMES: Final = tuple(_INSTANCE_FIELDS)
 _INSTANCE_TABLE: Final[FieldTable] = tuple(_INSTANCE_FIELDS.values())
 
+PLAIN_FIELDS: Final[dict[str, tuple[int, FieldKind, int | None]]] = {
+    **_INSTANCE_FIELDS,
+    "sop_instance_uid": (SOP_INSTANCE_UID, F.FIRST_STR, None),
+    "series_instance_uid": (SERIES_INSTANCE_UID, F.FIRST_STR, None),
+    "study_instance_uid": (STUDY_INSTANCE_UID, F.FIRST_STR, None),
+    "image_type": (IMAGE_TYPE, F.STRS, None),
+    "repetition_time": (REPETITION_TIME, F.FLOAT, None),
+    "flip_angle": (FLIP_ANGLE, F.FLOAT, None),
+    "diffusion_b_value": (B_VALUE, F.FLOAT, None),
+    "diffusion_gradient_orientation": (GRADIENT_ORIENTATION, F.FLOATS, 3),
+}
+"""How :func:`build_instance` reads each field of a plain tree (see :func:`is_plain`)
+from one top-level element, by field name. Of the other fields, ``transfer_syntax_uid``,
+``pixel_data`` and ``frames`` (``()``) come from elsewhere and the rest are ``None``."""
+_PLAIN_NONE: Final = frozenset(
+    {"mosaic_slices", "slice_normal", "private_image_type", "mosaic_grid", "mosaic_positions"}
+)
+_VENDOR_CREATORS: Final = frozenset((p.group, p.creator) for p in PRIVATE_TAGS)
+_CREATOR_TAGS: Final = frozenset(tag for group in PRIVATE_GROUPS for tag in creator_tags(group))
+
+
+def is_plain(tree: HeaderTree) -> bool:
+    """Whether :func:`build_instance` reads ``tree`` as :data:`PLAIN_FIELDS` says.
+
+    So it does unless the tree has functional groups (enhanced multi-frame objects:
+    frames, and timing read from the groups) or a private creator of a vendor that
+    :mod:`dicomsieve.scan.ge`, :mod:`~dicomsieve.scan.siemens` or
+    :mod:`~dicomsieve.scan.uih` reads; without those, the private fields are ``None``.
+    """
+    if SHARED_GROUPS in tree or PER_FRAME_GROUPS in tree:
+        return False
+    for tag in _CREATOR_TAGS.intersection(tree):
+        value = tree[tag]
+        if (
+            isinstance(value, tuple)
+            and value
+            and isinstance(value[0], str)
+            and (tag >> 16, value[0]) in _VENDOR_CREATORS
+        ):
+            return False
+    return True
+
+
+def plain_table(names: Sequence[str], as_json: Collection[int]) -> FieldTable:
+    """The :func:`extract` table of the fields ``names`` of a plain tree, in that order.
+
+    Parameters
+    ----------
+    names
+        Field names of :class:`~dicomsieve.model.InstanceRecord` (``pixel_data`` and
+        ``frames`` excepted).
+    as_json
+        The positions in ``names`` of the fields that hold tuples, to be read as their
+        JSON text (:func:`to_json`); they must be exactly those.
+
+    Returns
+    -------
+    FieldTable
+        A row per name; ``NONE`` for the fields that are not in :data:`PLAIN_FIELDS`
+        (``transfer_syntax_uid``, which the caller fills in, and the fields that are
+        ``None`` in a plain tree).
+
+    Raises
+    ------
+    ValueError
+        For a name that is none of these, or ``as_json`` that is not the tuple fields.
+    """
+    table: list[tuple[int, FieldKind, int | None]] = []
+    for n, name in enumerate(names):
+        if name not in PLAIN_FIELDS:
+            if name != "transfer_syntax_uid" and name not in _PLAIN_NONE:
+                raise ValueError(f"no plain reading of the field {name!r}")
+            table.append((0, F.NONE, None))
+            continue
+        tag, kind, count = PLAIN_FIELDS[name]
+        if (n in as_json) != (kind in _JSON_KINDS):
+            raise ValueError(f"{name!r} is {'not ' if n in as_json else ''}a JSON field")
+        table.append((tag, _JSON_KINDS.get(kind, kind), count))
+    return tuple(table)
+
 
 class _Private:
     """The private elements of one object, each read in the block its creator owns."""
@@ -390,16 +488,16 @@ def build_instance(
 
     ``native=False`` reads the fields in Python instead of C (see :func:`extract`).
     """
-    sop = first_str(tree, 0x00080018)
-    series = first_str(tree, 0x0020000E)
-    study = first_str(tree, 0x0020000D)
+    sop = first_str(tree, SOP_INSTANCE_UID)
+    series = first_str(tree, SERIES_INSTANCE_UID)
+    study = first_str(tree, STUDY_INSTANCE_UID)
     if not (sop and series and study):
         return None
-    image_type = _strs(tree, 0x00080008)
+    image_type = _strs(tree, IMAGE_TYPE)
     private = _Private(tree)
     mosaic = _mosaic(private, image_type)
-    b_value = _float(tree, 0x00189087)
-    gradient = _floats(tree, 0x00189089, 3)
+    b_value = _float(tree, B_VALUE)
+    gradient = _floats(tree, GRADIENT_ORIENTATION, 3)
     if b_value is None:  # UIH keeps them in its private block
         b_value = _float(private.values(uih.B_VALUE), 0)
         if b_value is not None:
@@ -408,12 +506,12 @@ def build_instance(
     timing = _first_item(_first_item(tree, SHARED_GROUPS), 0x00189112) or _first_item(
         _first_item(tree, PER_FRAME_GROUPS), 0x00189112
     )
-    repetition_time = _float(tree, 0x00180080)
+    repetition_time = _float(tree, REPETITION_TIME)
     if repetition_time is None:
-        repetition_time = _float(timing, 0x00180080)
-    flip_angle = _float(tree, 0x00181314)
+        repetition_time = _float(timing, REPETITION_TIME)
+    flip_angle = _float(tree, FLIP_ANGLE)
     if flip_angle is None:
-        flip_angle = _float(timing, 0x00181314)
+        flip_angle = _float(timing, FLIP_ANGLE)
     fields = dict(zip(_INSTANCE_NAMES, extract(tree, _INSTANCE_TABLE, native=native), strict=True))
     return InstanceRecord(
         sop_instance_uid=sop,

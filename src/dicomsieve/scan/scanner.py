@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from dicomsieve.codes import ErrorCode, FileState
-from dicomsieve.index.store import FileRow, Index, PreparedOutcome, prepare_outcome
+from dicomsieve.index.store import FileRow, Index, PreparedOutcome, prepare_tree
 from dicomsieve.model import FileOutcome
 from dicomsieve.scan.pool import read_in_workers, start_server
-from dicomsieve.scan.read import read_file
+from dicomsieve.scan.read import read_with
 from dicomsieve.scan.walk import Candidate, walk
 from dicomsieve.settings import Settings
 
@@ -95,8 +95,12 @@ class ScanSummary:
 
 
 def read_for_index(path: str, settings: Settings) -> PreparedOutcome:
-    """What a scan's reader processes run: :func:`read_file`, prepared for the index."""
-    return prepare_outcome(read_file(path, settings))
+    """What a scan's reader processes run: ``prepare_outcome(read_file(path, settings))``.
+
+    The rows come straight from the header (:func:`~dicomsieve.index.store.prepare_tree`)
+    without the record in between, which costs more than the rest of the read.
+    """
+    return PreparedOutcome(*read_with(path, settings, prepare_tree))
 
 
 def _unchanged(candidate: Candidate, known: FileRow | None) -> bool:
