@@ -205,6 +205,7 @@ def test_same_rows_on_random_trees(
         outcome = FileOutcome("f", FileState.INDEXED, instance=built)
         return prepare_outcome(outcome).instance
 
+    assert is_plain(tree) == is_plain(tree, native=False)
     wanted = repr(_outcome_of(reference))
     for native in (True, False):
         assert (

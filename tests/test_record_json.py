@@ -44,6 +44,14 @@ def test_json_same_as_json_dumps(value: object) -> None:
     assert native_json(value) == json.dumps(value) == to_json(value)
 
 
+@pytest.mark.parametrize(
+    "value",
+    [0.0, -0.0, 1.0, -1.0, 1e15, 9999999999999998.0, 1e16, -1e16, 2.0**53, 2.0**63, 1e300, 0.5],
+)
+def test_json_of_whole_floats(value: float) -> None:
+    assert _native_json()((value,)) == json.dumps((value,))
+
+
 def test_json_refuses_what_it_does_not_know() -> None:
     native_json = _native_json()
     with pytest.raises(TypeError):

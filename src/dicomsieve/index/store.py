@@ -196,7 +196,7 @@ def prepare_tree(
     PreparedInstance or None
         ``None`` when an identifying UID is missing.
     """
-    if not is_plain(tree):
+    if not is_plain(tree, native=native):
         record = build_instance(tree, transfer_syntax, pixel, native=native)
         return None if record is None else _prepare_record(record)
     values = extract(tree, _PLAIN_TABLE, native=native)

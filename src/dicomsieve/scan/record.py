@@ -355,19 +355,39 @@ _PLAIN_NONE: Final = frozenset(
     {"mosaic_slices", "slice_normal", "private_image_type", "mosaic_grid", "mosaic_positions"}
 )
 _VENDOR_CREATORS: Final = frozenset((p.group, p.creator) for p in PRIVATE_TAGS)
+_CREATORS_BY_GROUP: Final = {
+    group: frozenset(creator for g, creator in _VENDOR_CREATORS if g == group)
+    for group in PRIVATE_GROUPS
+}
 _CREATOR_TAGS: Final = frozenset(tag for group in PRIVATE_GROUPS for tag in creator_tags(group))
 
 
-def is_plain(tree: HeaderTree) -> bool:
+def _native_has_creator() -> Callable[[HeaderTree, dict[int, frozenset[str]]], bool] | None:
+    try:
+        from dicomsieve.scan._native import has_creator
+    except ImportError:  # pragma: no cover - exercised on machines without a compiler
+        return None
+    return has_creator
+
+
+_HAS_CREATOR: Final = _native_has_creator()
+
+
+def is_plain(tree: HeaderTree, *, native: bool = True) -> bool:
     """Whether :func:`build_instance` reads ``tree`` as :data:`PLAIN_FIELDS` says.
 
     So it does unless the tree has functional groups (enhanced multi-frame objects:
     frames, and timing read from the groups) or a private creator of a vendor that
     :mod:`dicomsieve.scan.ge`, :mod:`~dicomsieve.scan.siemens` or
     :mod:`~dicomsieve.scan.uih` reads; without those, the private fields are ``None``.
+    The creators are looked for in C when the extension is built and ``native`` is true
+    (``_native.has_creator``: the tree's tags once, where the set intersection below
+    hashes each of them), else in Python.
     """
     if SHARED_GROUPS in tree or PER_FRAME_GROUPS in tree:
         return False
+    if native and _HAS_CREATOR is not None:
+        return not _HAS_CREATOR(tree, _CREATORS_BY_GROUP)
     for tag in _CREATOR_TAGS.intersection(tree):
         value = tree[tag]
         if (
