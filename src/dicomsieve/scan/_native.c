@@ -48,7 +48,14 @@ typedef struct {
     PyObject *pixel;      /* new reference or NULL */
     PyObject *message;    /* new reference: the message of FALLBACK / FAILURE */
     const char *code;     /* the ErrorCode name of FAILURE */
+    /* walk_decoded() only (NULL in walk()): values are decoded as they are read */
+    struct decoder *dec;
+    PyObject *charset;  /* new reference or NULL: the bytes of the top-level (0008,0005) */
+    PyObject *deferred; /* new reference or NULL: list of (tree, tag, (vr, bytes)) */
 } walker;
+
+static PyObject *decode_element(walker *w, PyObject *tree, PyObject *key, PyObject *vr,
+                                uint64_t vpos, uint64_t length, int *keep);
 
 /* Interned VR strings, made once. */
 static PyObject *vr_text[26][26];
@@ -313,6 +320,7 @@ static int dataset(walker *w, uint64_t pos, int has_end, uint64_t end, PyObject 
                 rc = sequence(&implicit, vpos, 1, vpos + length, want, depth + 1, &value, &ignored);
                 w->message = implicit.message;
                 w->code = implicit.code;
+                w->deferred = implicit.deferred; /* the same list, or one made below */
                 Py_XDECREF(implicit.pixel); /* never set below the top level */
             } else {
                 rc = sequence(w, vpos, 1, vpos + length, want, depth + 1, &value, &ignored);
@@ -322,7 +330,33 @@ static int dataset(walker *w, uint64_t pos, int has_end, uint64_t end, PyObject 
         } else {
             if ((rc = need(w, vpos, length, "element value")) != OK)
                 goto done;
-            value = raw_value(w, vr, vpos, length);
+            if (w->dec == NULL) {
+                value = raw_value(w, vr, vpos, length);
+            } else {
+                if (top && tag == 0x00080005) { /* SpecificCharacterSet: its bytes, as is */
+                    PyObject *bytes = PyBytes_FromStringAndSize((const char *)w->buf + vpos,
+                                                                (Py_ssize_t)length);
+                    if (bytes == NULL) {
+                        rc = PYERROR;
+                        goto done;
+                    }
+                    Py_XSETREF(w->charset, bytes);
+                }
+                int keep;
+                value = decode_element(w, tree, key, vr, vpos, length, &keep);
+                if (!keep) {
+                    /* what decode() drops; a value of the same tag before it went too */
+                    if (PyDict_DelItem(tree, key) < 0) {
+                        if (!PyErr_ExceptionMatches(PyExc_KeyError)) {
+                            rc = PYERROR;
+                            goto done;
+                        }
+                        PyErr_Clear();
+                    }
+                    pos = vpos + length;
+                    continue;
+                }
+            }
         }
         int err = value == NULL ? -1 : PyDict_SetItem(tree, key, value);
         Py_XDECREF(value);
@@ -471,7 +505,7 @@ static PyObject *walk(PyObject *module, PyObject *args) {
 /* What _decode_tree does with a value of each VR. */
 enum vr_class { VR_DROP, VR_DS, VR_IS, VR_TEXT, VR_MULTI_TEXT, VR_PN, VR_BINARY };
 
-typedef struct {
+typedef struct decoder {
     int little;
     int latin1;          /* the dataset's character set decodes as Latin-1 */
     PyObject *codec;     /* for the Python fallback: the codec name or None */
@@ -804,6 +838,128 @@ static PyObject *decode(PyObject *module, PyObject *args) {
         .decode_text = decode_text,
     };
     return decode_tree(&d, tree);
+}
+
+/* -------------------------------------------------------------- walk_decoded() */
+
+/* Whether every byte is ASCII and none is ESC: text that decodes the same in every
+ * character set fastread knows (all extend ASCII; ISO 2022 sets only refuse ESC and
+ * bytes past ASCII), so that it need not wait for the SpecificCharacterSet. */
+static int plain_ascii(const unsigned char *p, Py_ssize_t n) {
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (p[i] >= 0x80 || p[i] == 0x1B)
+            return 0;
+    return 1;
+}
+
+/* The element's value as decode() would make it of the raw (vr, bytes); *keep == 0 for
+ * a value decode() drops. Text in a character set VR that is not plain ASCII is left
+ * as its raw (vr, bytes) and listed in w->deferred, to be decoded once the character
+ * set is known (fastread._decode_deferred). NULL with an exception on an error. */
+static PyObject *decode_element(walker *w, PyObject *tree, PyObject *key, PyObject *vr,
+                                uint64_t vpos, uint64_t length, int *keep) {
+    decoder *d = w->dec;
+    const char *p = (const char *)w->buf + vpos;
+    Py_ssize_t n = (Py_ssize_t)length;
+    *keep = 1;
+    int is_raw = PySet_Contains(d->raw_tags, key);
+    if (is_raw < 0)
+        return NULL;
+    if (is_raw)
+        return PyBytes_FromStringAndSize(p, n);
+    if (!PyUnicode_Check(vr) || PyUnicode_GET_LENGTH(vr) != 2 ||
+        PyUnicode_KIND(vr) != PyUnicode_1BYTE_KIND) {
+        *keep = 0;
+        return NULL;
+    }
+    const Py_UCS1 *c = PyUnicode_1BYTE_DATA(vr);
+    char binary;
+    enum vr_class kind = classify((char)c[0], (char)c[1], &binary);
+    switch (kind) {
+    case VR_DROP:
+        *keep = 0;
+        return NULL;
+    case VR_BINARY:
+        return decode_binary_value((const unsigned char *)p, n, binary, d->little);
+    case VR_DS:
+    case VR_IS:
+        return decode_text_value(p, n, kind);
+    default:
+        if (is_charset_vr((char)c[0], (char)c[1]) && !plain_ascii((const unsigned char *)p, n)) {
+            PyObject *raw = raw_value(w, vr, vpos, length);
+            if (raw == NULL)
+                return NULL;
+            if (w->deferred == NULL && (w->deferred = PyList_New(0)) == NULL) {
+                Py_DECREF(raw);
+                return NULL;
+            }
+            PyObject *entry = PyTuple_Pack(3, tree, key, raw);
+            int err = entry == NULL ? -1 : PyList_Append(w->deferred, entry);
+            Py_XDECREF(entry);
+            if (err < 0) {
+                Py_DECREF(raw);
+                return NULL;
+            }
+            return raw;
+        }
+        return decode_text_value(p, n, kind);
+    }
+}
+
+PyDoc_STRVAR(walk_decoded_doc,
+             "walk_decoded(buffer, size, pos, little, explicit, spec, max_depth, vr_of, "
+             "pixel_tags, presence, raw_tags)\n--\n\n"
+             "walk() and decode() in one pass: the values are decoded as they are read. "
+             "(0, tree,\npixel, charset, deferred) on success: ``charset`` is the bytes of "
+             "the top-level\nSpecificCharacterSet (or None) and ``deferred`` None or a list "
+             "of (tree, tag, (vr,\nbytes)) of text left raw in ``tree`` until the character "
+             "set is known.");
+
+static PyObject *walk_decoded(PyObject *module, PyObject *args) {
+    (void)module;
+    Py_buffer view;
+    unsigned long long size, pos;
+    int little, explicit_vr;
+    long max_depth;
+    PyObject *spec, *vr_of, *pixel_tags, *presence, *raw_tags;
+    if (!PyArg_ParseTuple(args, "y*KKppO!lO!O!OO!:walk_decoded", &view, &size, &pos, &little,
+                          &explicit_vr, &PyDict_Type, &spec, &max_depth, &PyDict_Type, &vr_of,
+                          &PyFrozenSet_Type, &pixel_tags, &presence, &PyFrozenSet_Type,
+                          &raw_tags))
+        return NULL;
+    decoder d = {.little = little, .raw_tags = raw_tags};
+    walker w = {
+        .buf = view.buf,
+        .buflen = (uint64_t)view.len,
+        .size = size,
+        .little = little,
+        .explicit_vr = explicit_vr,
+        .max_depth = max_depth,
+        .vr_of = vr_of,
+        .pixel_tags = pixel_tags,
+        .presence = presence,
+        .dec = &d,
+    };
+    PyObject *result = NULL;
+    if (w.buflen > w.size) {
+        PyErr_SetString(PyExc_ValueError, "the buffer is longer than the file");
+    } else {
+        PyObject *tree = NULL;
+        uint64_t end;
+        int rc = dataset(&w, pos, 0, 0, spec, 0, &tree, &end);
+        PyObject *ok = rc != OK ? NULL
+                                : Py_BuildValue("(iNOOO)", 0, tree,
+                                                w.pixel != NULL ? w.pixel : Py_None,
+                                                w.charset != NULL ? w.charset : Py_None,
+                                                w.deferred != NULL ? w.deferred : Py_None);
+        result = report(&w, rc, ok);
+    }
+    Py_XDECREF(w.pixel);
+    Py_XDECREF(w.message);
+    Py_XDECREF(w.charset);
+    Py_XDECREF(w.deferred);
+    PyBuffer_Release(&view);
+    return result;
 }
 
 /* -------------------------------------------------------------------- json() */
@@ -1319,6 +1475,7 @@ done:
 
 static PyMethodDef methods[] = {
     {"walk", walk, METH_VARARGS, walk_doc},
+    {"walk_decoded", walk_decoded, METH_VARARGS, walk_decoded_doc},
     {"decode", decode, METH_VARARGS, decode_doc},
     {"extract", extract, METH_VARARGS, extract_doc},
     {"meta", meta, METH_VARARGS, meta_doc},
