@@ -52,6 +52,15 @@ def test_json_of_whole_floats(value: float) -> None:
     assert _native_json()((value,)) == json.dumps((value,))
 
 
+@settings(max_examples=200, deadline=None)
+@given(values=st.lists(st.floats(allow_nan=False, allow_infinity=False), max_size=600))
+def test_json_of_floats_met_again(values: list[float]) -> None:
+    # The C encoder remembers the text of recent floats: the second time, from there.
+    native_json = _native_json()
+    for _ in range(2):
+        assert native_json(tuple(values)) == json.dumps(values)
+
+
 def test_json_refuses_what_it_does_not_know() -> None:
     native_json = _native_json()
     with pytest.raises(TypeError):

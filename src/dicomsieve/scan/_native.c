@@ -999,6 +999,64 @@ static int put(text_buffer *b, const char *s, Py_ssize_t n) {
     return 0;
 }
 
+/* The decimal digits of v, with its sign, into out (at least 21 bytes); the length. */
+static int decimal(long long v, char *out) {
+    char digits[24];
+    int n = 0, len = 0;
+    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+    do {
+        digits[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        out[len++] = '-';
+    while (n > 0)
+        out[len++] = digits[--n];
+    return len;
+}
+
+/* float.__repr__ of finite d. Whole numbers below 1e16 it writes as digits and ".0"
+ * (past that, with an exponent), done here; other values go through dtoa, whose
+ * result is remembered by bit pattern in a small table (positions and spacings repeat
+ * from file to file of a series). */
+#define REPR_SLOTS 256
+static struct {
+    uint64_t bits;
+    char text[32]; /* empty: unused */
+} repr_cache[REPR_SLOTS];
+
+static int json_float(text_buffer *b, double d) {
+    if (d == floor(d) && fabs(d) < 1e16) {
+        char digits[32];
+        int n;
+        if (d == 0 && signbit(d)) {
+            memcpy(digits, "-0", 2);
+            n = 2;
+        } else {
+            n = decimal((long long)d, digits);
+        }
+        memcpy(digits + n, ".0", 2);
+        return put(b, digits, n + 2);
+    }
+    uint64_t bits;
+    memcpy(&bits, &d, sizeof bits);
+    uint64_t h = bits * 0x9E3779B97F4A7C15ull;
+    unsigned slot = (unsigned)(h >> 56) % REPR_SLOTS;
+    if (repr_cache[slot].text[0] != 0 && repr_cache[slot].bits == bits)
+        return put(b, repr_cache[slot].text, (Py_ssize_t)strlen(repr_cache[slot].text));
+    char *s = PyOS_double_to_string(d, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+    if (s == NULL)
+        return -1;
+    size_t n = strlen(s);
+    if (n < sizeof repr_cache[slot].text) {
+        repr_cache[slot].bits = bits;
+        memcpy(repr_cache[slot].text, s, n + 1);
+    }
+    int rc = put(b, s, (Py_ssize_t)n);
+    PyMem_Free(s);
+    return rc;
+}
+
 /* A string as json's encode_basestring_ascii writes it: printable ASCII but the quote
  * and the backslash as is, short escapes where JSON has them, else \uXXXX in lower
  * case hex (a surrogate pair past the BMP). */
@@ -1072,8 +1130,7 @@ static int json_value(text_buffer *b, PyObject *value) {
             return -1;
         if (!overflow) {
             char digits[32];
-            int n = snprintf(digits, sizeof digits, "%lld", v);
-            return put(b, digits, n);
+            return put(b, digits, decimal(v, digits));
         }
         /* what json writes: int's own repr, also for a subclass */
         PyObject *text = PyLong_Type.tp_repr(value);
@@ -1089,20 +1146,7 @@ static int json_value(text_buffer *b, PyObject *value) {
         double d = PyFloat_AS_DOUBLE(value);
         if (!isfinite(d))
             return isnan(d) ? put(b, "NaN", 3) : d > 0 ? put(b, "Infinity", 8) : put(b, "-Infinity", 9);
-        /* float.__repr__, which json uses. Whole numbers below 1e16 it writes as
-         * digits and ".0" (past that, with an exponent): cheaper here than by dtoa. */
-        if (d == floor(d) && fabs(d) < 1e16) {
-            char digits[32];
-            int n = signbit(d) && d == 0 ? snprintf(digits, sizeof digits, "-0.0")
-                                         : snprintf(digits, sizeof digits, "%lld.0", (long long)d);
-            return put(b, digits, n);
-        }
-        char *s = PyOS_double_to_string(d, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
-        if (s == NULL)
-            return -1;
-        int rc = put(b, s, (Py_ssize_t)strlen(s));
-        PyMem_Free(s);
-        return rc;
+        return json_float(b, d); /* float.__repr__, which json uses */
     }
     if (PyTuple_Check(value) || PyList_Check(value)) {
         if (Py_EnterRecursiveCall(" while encoding JSON"))
