@@ -5,11 +5,14 @@
  * walk() does exactly what _Parser.dataset and _Parser.sequence in fastread.py do, on a
  * buffer that holds the first bytes of a file (or a whole inflated dataset): it steps
  * over elements by their lengths and keeps the raw (VR, bytes) of the tags a spec
- * names. decode() does what _decode_tree does to that raw tree. The Python functions
- * stay the reference: tests run both ways on every test file and on random
- * corruptions of them and require the same results.
+ * names. decode() does what _decode_tree does to that raw tree; walk_decoded() does
+ * both in one pass (what parse_header uses). extract() reads record fields from a
+ * decoded tree as record.py's helpers do, tuples optionally as the JSON text json.dumps
+ * writes (json()); has_creator() is record.is_plain's look for vendor creators. The
+ * Python functions stay the reference: tests run both ways on every test file and on
+ * random corruptions of them and require the same results.
  *
- * Instead of raising, walk() returns a tuple that says what happened:
+ * Instead of raising, walk() and walk_decoded() return a tuple that says what happened:
  *   (0, tree, pixel)           the dataset up to the pixel data (pixel: (tag, offset,
  *                              length or None), or None when the dataset has none)
  *   (1, message)               something the fast reader does not handle: use pydicom
