@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import json.encoder
 import json.scanner
 import operator
 import os
@@ -51,6 +50,8 @@ from dicomsieve.loadables.model import (
     SliceRef,
 )
 from dicomsieve.model import FileOutcome, FrameRecord, InstanceRecord, PixelDataInfo
+from dicomsieve.scan.record import build_instance, extract, is_plain, plain_table, to_json
+from dicomsieve.scan.tags import HeaderTree
 
 __all__ = [
     "FileRow",
@@ -65,6 +66,7 @@ __all__ = [
     "default_db_path",
     "pack_outcome",
     "prepare_outcome",
+    "prepare_tree",
 ]
 
 _OPEN_TIMEOUT_S: Final = 60.0
@@ -163,8 +165,16 @@ def prepare_outcome(outcome: FileOutcome) -> PreparedOutcome:
     record = outcome.instance
     if record is None:
         return PreparedOutcome(outcome, None)
+    bare = FileOutcome(
+        outcome.path, outcome.state, outcome.size, outcome.mtime_ns, outcome.inode,
+        outcome.device, outcome.code, outcome.message, outcome.flags,
+    )  # fmt: skip
+    return PreparedOutcome(bare, _prepare_record(record))
+
+
+def _prepare_record(record: InstanceRecord) -> PreparedInstance:
     pixel = record.pixel_data
-    instance = PreparedInstance(
+    return PreparedInstance(
         record.sop_instance_uid,
         SeriesIdentity(*_SERIES_GETTER(record)),
         (
@@ -173,11 +183,49 @@ def prepare_outcome(outcome: FileOutcome) -> PreparedOutcome:
         ),
         tuple(tuple(_row_values(_FRAME_GETTER(frame), _FRAME_TUPLES)) for frame in record.frames),
     )
-    bare = FileOutcome(
-        outcome.path, outcome.state, outcome.size, outcome.mtime_ns, outcome.inode,
-        outcome.device, outcome.code, outcome.message, outcome.flags,
-    )  # fmt: skip
-    return PreparedOutcome(bare, instance)
+
+
+def prepare_tree(
+    tree: HeaderTree,
+    transfer_syntax: str | None,
+    pixel: PixelDataInfo | None,
+    *,
+    native: bool = True,
+) -> PreparedInstance | None:
+    """The rows of one object's header tree, straight from the tree.
+
+    The same as the instance :func:`prepare_outcome` makes of
+    ``build_instance(tree, transfer_syntax, pixel)``; ``None`` where that is ``None``.
+    A scan's reader processes run this on every file: a plain tree (the common case,
+    see :func:`~dicomsieve.scan.record.is_plain`) is read into the row in one
+    :func:`~dicomsieve.scan.record.extract` call, JSON text included, without the
+    record in between; any other goes through the record.
+
+    Parameters
+    ----------
+    tree, transfer_syntax, pixel
+        What a header reader found (see :func:`~dicomsieve.scan.record.build_instance`).
+    native
+        Read in C when the extension is built (the default); ``False`` reads in Python,
+        which gives the same rows (the tests compare them).
+
+    Returns
+    -------
+    PreparedInstance or None
+        ``None`` when an identifying UID is missing.
+    """
+    if not is_plain(tree, native=native):
+        record = build_instance(tree, transfer_syntax, pixel, native=native)
+        return None if record is None else _prepare_record(record)
+    values = extract(tree, _PLAIN_TABLE, native=native)
+    series = _PLAIN_SERIES(values)
+    sop = values[_PLAIN_SOP]
+    if not (isinstance(sop, str) and sop and series[0] and series[1]):
+        return None
+    values[_PLAIN_TRANSFER_SYNTAX] = transfer_syntax
+    del values[_PLAIN_ROW_END:]
+    values += _PIXEL_GETTER(pixel) if pixel is not None else _NO_PIXEL
+    return PreparedInstance(sop, SeriesIdentity(*series), tuple(values), ())
 
 
 FileValues: TypeAlias = tuple[
@@ -330,24 +378,6 @@ def _to_tuple(value: Any) -> Any:
     return tuple(value)
 
 
-def _json_encoder() -> Callable[[object], str]:
-    """``json.dumps`` with its default options, minus its set-up cost on every call.
-
-    Every file of a scan stores several tuples as JSON; one C encoder made once and
-    reused encodes them twice as fast. Without the C accelerator, plain ``json.dumps``.
-    """
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:  # pragma: no cover - CPython has it
-        return json.dumps
-    encode = make(
-        None, None, json.encoder.encode_basestring_ascii, None, ": ", ", ", False, False, True
-    )
-    return lambda value: "".join(encode(value, 0))
-
-
-_to_json: Final = _json_encoder()
-
-
 def _tuple_positions(cls: type, names: Sequence[str]) -> tuple[int, ...]:
     """Where in ``names`` the fields of ``cls`` that may hold a tuple are."""
 
@@ -369,12 +399,23 @@ def _row_values(values: Sequence[object], tuples: tuple[int, ...]) -> list[objec
     for n in tuples:
         value = row[n]
         if value is not None:
-            row[n] = _to_json(value)
+            row[n] = to_json(value)
     return row
 
 
 _RECORD_TUPLES: Final = _tuple_positions(InstanceRecord, _RECORD_COLUMN_NAMES)
 _FRAME_TUPLES: Final = _tuple_positions(FrameRecord, [n for n, _ in FRAME_COLUMNS])
+# prepare_tree's extract table: the record columns, then the SeriesIdentity fields
+# that are no column.
+_PLAIN_NAMES: Final = [
+    *_RECORD_COLUMN_NAMES,
+    *(n for n in SeriesIdentity._fields if n not in _RECORD_COLUMN_NAMES),
+]
+_PLAIN_TABLE: Final = plain_table(_PLAIN_NAMES, _RECORD_TUPLES)
+_PLAIN_ROW_END: Final = len(_RECORD_COLUMN_NAMES)
+_PLAIN_SERIES: Final = operator.itemgetter(*map(_PLAIN_NAMES.index, SeriesIdentity._fields))
+_PLAIN_SOP: Final = _PLAIN_NAMES.index("sop_instance_uid")
+_PLAIN_TRANSFER_SYNTAX: Final = _PLAIN_NAMES.index("transfer_syntax_uid")
 
 
 class Index:

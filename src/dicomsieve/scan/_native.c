@@ -5,11 +5,14 @@
  * walk() does exactly what _Parser.dataset and _Parser.sequence in fastread.py do, on a
  * buffer that holds the first bytes of a file (or a whole inflated dataset): it steps
  * over elements by their lengths and keeps the raw (VR, bytes) of the tags a spec
- * names. decode() does what _decode_tree does to that raw tree. The Python functions
- * stay the reference: tests run both ways on every test file and on random
- * corruptions of them and require the same results.
+ * names. decode() does what _decode_tree does to that raw tree; walk_decoded() does
+ * both in one pass (what parse_header uses). extract() reads record fields from a
+ * decoded tree as record.py's helpers do, tuples optionally as the JSON text json.dumps
+ * writes (json()); has_creator() is record.is_plain's look for vendor creators. The
+ * Python functions stay the reference: tests run both ways on every test file and on
+ * random corruptions of them and require the same results.
  *
- * Instead of raising, walk() returns a tuple that says what happened:
+ * Instead of raising, walk() and walk_decoded() return a tuple that says what happened:
  *   (0, tree, pixel)           the dataset up to the pixel data (pixel: (tag, offset,
  *                              length or None), or None when the dataset has none)
  *   (1, message)               something the fast reader does not handle: use pydicom
@@ -48,7 +51,14 @@ typedef struct {
     PyObject *pixel;      /* new reference or NULL */
     PyObject *message;    /* new reference: the message of FALLBACK / FAILURE */
     const char *code;     /* the ErrorCode name of FAILURE */
+    /* walk_decoded() only (NULL in walk()): values are decoded as they are read */
+    struct decoder *dec;
+    PyObject *charset;  /* new reference or NULL: the bytes of the top-level (0008,0005) */
+    PyObject *deferred; /* new reference or NULL: list of (tree, tag, (vr, bytes)) */
 } walker;
+
+static PyObject *decode_element(walker *w, PyObject *tree, PyObject *key, PyObject *vr,
+                                uint64_t vpos, uint64_t length, int *keep);
 
 /* Interned VR strings, made once. */
 static PyObject *vr_text[26][26];
@@ -313,6 +323,7 @@ static int dataset(walker *w, uint64_t pos, int has_end, uint64_t end, PyObject 
                 rc = sequence(&implicit, vpos, 1, vpos + length, want, depth + 1, &value, &ignored);
                 w->message = implicit.message;
                 w->code = implicit.code;
+                w->deferred = implicit.deferred; /* the same list, or one made below */
                 Py_XDECREF(implicit.pixel); /* never set below the top level */
             } else {
                 rc = sequence(w, vpos, 1, vpos + length, want, depth + 1, &value, &ignored);
@@ -322,7 +333,33 @@ static int dataset(walker *w, uint64_t pos, int has_end, uint64_t end, PyObject 
         } else {
             if ((rc = need(w, vpos, length, "element value")) != OK)
                 goto done;
-            value = raw_value(w, vr, vpos, length);
+            if (w->dec == NULL) {
+                value = raw_value(w, vr, vpos, length);
+            } else {
+                if (top && tag == 0x00080005) { /* SpecificCharacterSet: its bytes, as is */
+                    PyObject *bytes = PyBytes_FromStringAndSize((const char *)w->buf + vpos,
+                                                                (Py_ssize_t)length);
+                    if (bytes == NULL) {
+                        rc = PYERROR;
+                        goto done;
+                    }
+                    Py_XSETREF(w->charset, bytes);
+                }
+                int keep;
+                value = decode_element(w, tree, key, vr, vpos, length, &keep);
+                if (!keep) {
+                    /* what decode() drops; a value of the same tag before it went too */
+                    if (PyDict_DelItem(tree, key) < 0) {
+                        if (!PyErr_ExceptionMatches(PyExc_KeyError)) {
+                            rc = PYERROR;
+                            goto done;
+                        }
+                        PyErr_Clear();
+                    }
+                    pos = vpos + length;
+                    continue;
+                }
+            }
         }
         int err = value == NULL ? -1 : PyDict_SetItem(tree, key, value);
         Py_XDECREF(value);
@@ -471,7 +508,7 @@ static PyObject *walk(PyObject *module, PyObject *args) {
 /* What _decode_tree does with a value of each VR. */
 enum vr_class { VR_DROP, VR_DS, VR_IS, VR_TEXT, VR_MULTI_TEXT, VR_PN, VR_BINARY };
 
-typedef struct {
+typedef struct decoder {
     int little;
     int latin1;          /* the dataset's character set decodes as Latin-1 */
     PyObject *codec;     /* for the Python fallback: the codec name or None */
@@ -806,10 +843,375 @@ static PyObject *decode(PyObject *module, PyObject *args) {
     return decode_tree(&d, tree);
 }
 
+/* -------------------------------------------------------------- walk_decoded() */
+
+/* Whether every byte is ASCII and none is ESC: text that decodes the same in every
+ * character set fastread knows (all extend ASCII; ISO 2022 sets only refuse ESC and
+ * bytes past ASCII), so that it need not wait for the SpecificCharacterSet. */
+static int plain_ascii(const unsigned char *p, Py_ssize_t n) {
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (p[i] >= 0x80 || p[i] == 0x1B)
+            return 0;
+    return 1;
+}
+
+/* The element's value as decode() would make it of the raw (vr, bytes); *keep == 0 for
+ * a value decode() drops. Text in a character set VR that is not plain ASCII is left
+ * as its raw (vr, bytes) and listed in w->deferred, to be decoded once the character
+ * set is known (fastread._decode_deferred). NULL with an exception on an error. */
+static PyObject *decode_element(walker *w, PyObject *tree, PyObject *key, PyObject *vr,
+                                uint64_t vpos, uint64_t length, int *keep) {
+    decoder *d = w->dec;
+    const char *p = (const char *)w->buf + vpos;
+    Py_ssize_t n = (Py_ssize_t)length;
+    *keep = 1;
+    int is_raw = PySet_Contains(d->raw_tags, key);
+    if (is_raw < 0)
+        return NULL;
+    if (is_raw)
+        return PyBytes_FromStringAndSize(p, n);
+    if (!PyUnicode_Check(vr) || PyUnicode_GET_LENGTH(vr) != 2 ||
+        PyUnicode_KIND(vr) != PyUnicode_1BYTE_KIND) {
+        *keep = 0;
+        return NULL;
+    }
+    const Py_UCS1 *c = PyUnicode_1BYTE_DATA(vr);
+    char binary;
+    enum vr_class kind = classify((char)c[0], (char)c[1], &binary);
+    switch (kind) {
+    case VR_DROP:
+        *keep = 0;
+        return NULL;
+    case VR_BINARY:
+        return decode_binary_value((const unsigned char *)p, n, binary, d->little);
+    case VR_DS:
+    case VR_IS:
+        return decode_text_value(p, n, kind);
+    default:
+        if (is_charset_vr((char)c[0], (char)c[1]) && !plain_ascii((const unsigned char *)p, n)) {
+            PyObject *raw = raw_value(w, vr, vpos, length);
+            if (raw == NULL)
+                return NULL;
+            if (w->deferred == NULL && (w->deferred = PyList_New(0)) == NULL) {
+                Py_DECREF(raw);
+                return NULL;
+            }
+            PyObject *entry = PyTuple_Pack(3, tree, key, raw);
+            int err = entry == NULL ? -1 : PyList_Append(w->deferred, entry);
+            Py_XDECREF(entry);
+            if (err < 0) {
+                Py_DECREF(raw);
+                return NULL;
+            }
+            return raw;
+        }
+        return decode_text_value(p, n, kind);
+    }
+}
+
+PyDoc_STRVAR(walk_decoded_doc,
+             "walk_decoded(buffer, size, pos, little, explicit, spec, max_depth, vr_of, "
+             "pixel_tags, presence, raw_tags)\n--\n\n"
+             "walk() and decode() in one pass: the values are decoded as they are read. "
+             "(0, tree,\npixel, charset, deferred) on success: ``charset`` is the bytes of "
+             "the top-level\nSpecificCharacterSet (or None) and ``deferred`` None or a list "
+             "of (tree, tag, (vr,\nbytes)) of text left raw in ``tree`` until the character "
+             "set is known.");
+
+static PyObject *walk_decoded(PyObject *module, PyObject *args) {
+    (void)module;
+    Py_buffer view;
+    unsigned long long size, pos;
+    int little, explicit_vr;
+    long max_depth;
+    PyObject *spec, *vr_of, *pixel_tags, *presence, *raw_tags;
+    if (!PyArg_ParseTuple(args, "y*KKppO!lO!O!OO!:walk_decoded", &view, &size, &pos, &little,
+                          &explicit_vr, &PyDict_Type, &spec, &max_depth, &PyDict_Type, &vr_of,
+                          &PyFrozenSet_Type, &pixel_tags, &presence, &PyFrozenSet_Type,
+                          &raw_tags))
+        return NULL;
+    decoder d = {.little = little, .raw_tags = raw_tags};
+    walker w = {
+        .buf = view.buf,
+        .buflen = (uint64_t)view.len,
+        .size = size,
+        .little = little,
+        .explicit_vr = explicit_vr,
+        .max_depth = max_depth,
+        .vr_of = vr_of,
+        .pixel_tags = pixel_tags,
+        .presence = presence,
+        .dec = &d,
+    };
+    PyObject *result = NULL;
+    if (w.buflen > w.size) {
+        PyErr_SetString(PyExc_ValueError, "the buffer is longer than the file");
+    } else {
+        PyObject *tree = NULL;
+        uint64_t end;
+        int rc = dataset(&w, pos, 0, 0, spec, 0, &tree, &end);
+        PyObject *ok = rc != OK ? NULL
+                                : Py_BuildValue("(iNOOO)", 0, tree,
+                                                w.pixel != NULL ? w.pixel : Py_None,
+                                                w.charset != NULL ? w.charset : Py_None,
+                                                w.deferred != NULL ? w.deferred : Py_None);
+        result = report(&w, rc, ok);
+    }
+    Py_XDECREF(w.pixel);
+    Py_XDECREF(w.message);
+    Py_XDECREF(w.charset);
+    Py_XDECREF(w.deferred);
+    PyBuffer_Release(&view);
+    return result;
+}
+
+/* -------------------------------------------------------------------- json() */
+
+/* ASCII text being written; starts in the struct, moves to the heap when it outgrows it. */
+typedef struct {
+    char *data;
+    Py_ssize_t len, cap;
+    char start[256];
+} text_buffer;
+
+static int reserve(text_buffer *b, Py_ssize_t extra) {
+    if (extra <= b->cap - b->len)
+        return 0;
+    if (extra > PY_SSIZE_T_MAX / 2 - b->len) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    Py_ssize_t cap = b->cap * 2 > b->len + extra ? b->cap * 2 : b->len + extra;
+    char *data = b->data == b->start ? PyMem_Malloc(cap) : PyMem_Realloc(b->data, cap);
+    if (data == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (b->data == b->start)
+        memcpy(data, b->start, b->len);
+    b->data = data;
+    b->cap = cap;
+    return 0;
+}
+
+static int put(text_buffer *b, const char *s, Py_ssize_t n) {
+    if (reserve(b, n) < 0)
+        return -1;
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+    return 0;
+}
+
+/* The decimal digits of v, with its sign, into out (at least 21 bytes); the length. */
+static int decimal(long long v, char *out) {
+    char digits[24];
+    int n = 0, len = 0;
+    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+    do {
+        digits[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        out[len++] = '-';
+    while (n > 0)
+        out[len++] = digits[--n];
+    return len;
+}
+
+/* float.__repr__ of finite d. Whole numbers below 1e16 it writes as digits and ".0"
+ * (past that, with an exponent), done here; other values go through dtoa, whose
+ * result is remembered by bit pattern in a small table (positions and spacings repeat
+ * from file to file of a series). */
+#define REPR_SLOTS 256
+static struct {
+    uint64_t bits;
+    char text[32]; /* empty: unused */
+} repr_cache[REPR_SLOTS];
+
+static int json_float(text_buffer *b, double d) {
+    if (d == floor(d) && fabs(d) < 1e16) {
+        char digits[32];
+        int n;
+        if (d == 0 && signbit(d)) {
+            memcpy(digits, "-0", 2);
+            n = 2;
+        } else {
+            n = decimal((long long)d, digits);
+        }
+        memcpy(digits + n, ".0", 2);
+        return put(b, digits, n + 2);
+    }
+    uint64_t bits;
+    memcpy(&bits, &d, sizeof bits);
+    uint64_t h = bits * 0x9E3779B97F4A7C15ull;
+    unsigned slot = (unsigned)(h >> 56) % REPR_SLOTS;
+    if (repr_cache[slot].text[0] != 0 && repr_cache[slot].bits == bits)
+        return put(b, repr_cache[slot].text, (Py_ssize_t)strlen(repr_cache[slot].text));
+    char *s = PyOS_double_to_string(d, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+    if (s == NULL)
+        return -1;
+    size_t n = strlen(s);
+    if (n < sizeof repr_cache[slot].text) {
+        repr_cache[slot].bits = bits;
+        memcpy(repr_cache[slot].text, s, n + 1);
+    }
+    int rc = put(b, s, (Py_ssize_t)n);
+    PyMem_Free(s);
+    return rc;
+}
+
+/* A string as json's encode_basestring_ascii writes it: printable ASCII but the quote
+ * and the backslash as is, short escapes where JSON has them, else \uXXXX in lower
+ * case hex (a surrogate pair past the BMP). */
+static int json_string(text_buffer *b, PyObject *s) {
+    static const char hex[] = "0123456789abcdef";
+    Py_ssize_t n = PyUnicode_GET_LENGTH(s);
+    int kind = PyUnicode_KIND(s);
+    const void *data = PyUnicode_DATA(s);
+    if (reserve(b, n + 2) < 0)
+        return -1;
+    b->data[b->len++] = '"';
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (c >= ' ' && c <= '~' && c != '\\' && c != '"') {
+            if (reserve(b, 1) < 0)
+                return -1;
+            b->data[b->len++] = (char)c;
+            continue;
+        }
+        char escape[12];
+        Py_ssize_t k = 0;
+        const char *short_form = NULL;
+        switch (c) {
+        case '\\': short_form = "\\\\"; break;
+        case '"': short_form = "\\\""; break;
+        case '\b': short_form = "\\b"; break;
+        case '\f': short_form = "\\f"; break;
+        case '\n': short_form = "\\n"; break;
+        case '\r': short_form = "\\r"; break;
+        case '\t': short_form = "\\t"; break;
+        default: {
+            Py_UCS4 units[2] = {c, 0};
+            int count = 1;
+            if (c >= 0x10000) {
+                Py_UCS4 v = c - 0x10000;
+                units[0] = 0xD800 | ((v >> 10) & 0x3FF);
+                units[1] = 0xDC00 | (v & 0x3FF);
+                count = 2;
+            }
+            for (int u = 0; u < count; u++) {
+                escape[k++] = '\\';
+                escape[k++] = 'u';
+                escape[k++] = hex[(units[u] >> 12) & 0xF];
+                escape[k++] = hex[(units[u] >> 8) & 0xF];
+                escape[k++] = hex[(units[u] >> 4) & 0xF];
+                escape[k++] = hex[units[u] & 0xF];
+            }
+        }
+        }
+        if (short_form != NULL ? put(b, short_form, 2) < 0 : put(b, escape, k) < 0)
+            return -1;
+    }
+    return put(b, "\"", 1);
+}
+
+/* ``value`` as json.dumps writes it, for what record tuples hold: str, int, float and
+ * tuples (or lists) of them; also None, True and False. */
+static int json_value(text_buffer *b, PyObject *value) {
+    if (value == Py_None)
+        return put(b, "null", 4);
+    if (value == Py_True)
+        return put(b, "true", 4);
+    if (value == Py_False)
+        return put(b, "false", 5);
+    if (PyUnicode_Check(value))
+        return json_string(b, value);
+    if (PyLong_Check(value)) {
+        int overflow;
+        long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
+        if (v == -1 && PyErr_Occurred())
+            return -1;
+        if (!overflow) {
+            char digits[32];
+            return put(b, digits, decimal(v, digits));
+        }
+        /* what json writes: int's own repr, also for a subclass */
+        PyObject *text = PyLong_Type.tp_repr(value);
+        if (text == NULL)
+            return -1;
+        Py_ssize_t n;
+        const char *s = PyUnicode_AsUTF8AndSize(text, &n);
+        int rc = s == NULL ? -1 : put(b, s, n);
+        Py_DECREF(text);
+        return rc;
+    }
+    if (PyFloat_Check(value)) {
+        double d = PyFloat_AS_DOUBLE(value);
+        if (!isfinite(d))
+            return isnan(d) ? put(b, "NaN", 3) : d > 0 ? put(b, "Infinity", 8) : put(b, "-Infinity", 9);
+        return json_float(b, d); /* float.__repr__, which json uses */
+    }
+    if (PyTuple_Check(value) || PyList_Check(value)) {
+        if (Py_EnterRecursiveCall(" while encoding JSON"))
+            return -1;
+        int rc = put(b, "[", 1);
+        /* a list may change under us: index it afresh each time */
+        for (Py_ssize_t k = 0; rc == 0 && k < PySequence_Fast_GET_SIZE(value); k++) {
+            PyObject *item = PySequence_Fast_GET_ITEM(value, k);
+            Py_INCREF(item);
+            if (k > 0)
+                rc = put(b, ", ", 2);
+            if (rc == 0)
+                rc = json_value(b, item);
+            Py_DECREF(item);
+        }
+        Py_LeaveRecursiveCall();
+        return rc < 0 ? -1 : put(b, "]", 1);
+    }
+    PyErr_Format(PyExc_TypeError, "Object of type %.100s is not JSON serializable",
+                 Py_TYPE(value)->tp_name);
+    return -1;
+}
+
+/* json.dumps(value) for the values json_value knows; NULL with an exception otherwise. */
+static PyObject *to_json(PyObject *value) {
+    text_buffer b = {.len = 0, .cap = sizeof b.start};
+    b.data = b.start;
+    PyObject *out = NULL;
+    if (json_value(&b, value) == 0 && (out = PyUnicode_New(b.len, 127)) != NULL)
+        memcpy(PyUnicode_1BYTE_DATA(out), b.data, b.len);
+    if (b.data != b.start)
+        PyMem_Free(b.data);
+    return out;
+}
+
+PyDoc_STRVAR(json_doc,
+             "json(value)\n--\n\n"
+             "``json.dumps(value)`` for str, int, float, None, bool and tuples or lists of "
+             "them (what\nrecord tuples hold); TypeError for anything else.");
+
+static PyObject *json(PyObject *module, PyObject *value) {
+    (void)module;
+    return to_json(value);
+}
+
 /* ----------------------------------------------------------------- extract() */
 
 /* The kinds of record.py's field helpers, in the order of record.FieldKind. */
-enum field_kind { F_FIRST_STR, F_JOINED, F_STRS, F_INT, F_INTS, F_FLOAT, F_FLOATS, F_PRESENT };
+enum field_kind {
+    F_FIRST_STR,
+    F_JOINED,
+    F_STRS,
+    F_INT,
+    F_INTS,
+    F_FLOAT,
+    F_FLOATS,
+    F_PRESENT,
+    F_STRS_JSON, /* the three tuple kinds above, as the JSON text the index stores */
+    F_INTS_JSON,
+    F_FLOATS_JSON,
+    F_NONE, /* not read from the tree: the caller fills it in */
+};
 
 /* record._values: the value's tuple when it is a non-empty tuple of values (borrowed). */
 static PyObject *values_of(PyObject *tree, PyObject *tag) {
@@ -834,7 +1236,7 @@ static PyObject *number_of(PyObject *value) {
     return result;
 }
 
-static PyObject *field(PyObject *tree, PyObject *tag, long kind, PyObject *count) {
+static PyObject *basic_field(PyObject *tree, PyObject *tag, long kind, PyObject *count) {
     PyObject *values = values_of(tree, tag);
     if (values == NULL && PyErr_Occurred())
         return NULL;
@@ -932,6 +1334,67 @@ static PyObject *field(PyObject *tree, PyObject *tag, long kind, PyObject *count
         PyErr_SetString(PyExc_ValueError, "unknown field kind");
         return NULL;
     }
+}
+
+static PyObject *field(PyObject *tree, PyObject *tag, long kind, PyObject *count) {
+    if (kind == F_NONE)
+        Py_RETURN_NONE;
+    if (kind < F_STRS_JSON || kind > F_FLOATS_JSON)
+        return basic_field(tree, tag, kind, count);
+    long base = kind == F_STRS_JSON ? F_STRS : kind == F_INTS_JSON ? F_INTS : F_FLOATS;
+    PyObject *value = basic_field(tree, tag, base, count);
+    if (value == NULL || value == Py_None)
+        return value;
+    PyObject *text = to_json(value);
+    Py_DECREF(value);
+    return text;
+}
+
+PyDoc_STRVAR(has_creator_doc,
+             "has_creator(tree, creators)\n--\n\n"
+             "Whether ``tree`` holds a private creator element (gggg,0010) to (gggg,00FF) "
+             "whose first\nvalue is a str in ``creators[gggg]`` (what record.is_plain "
+             "looks for in Python).");
+
+static PyObject *has_creator(PyObject *module, PyObject *args) {
+    (void)module;
+    PyObject *tree, *creators, *tag, *value;
+    if (!PyArg_ParseTuple(args, "O!O!:has_creator", &PyDict_Type, &tree, &PyDict_Type, &creators))
+        return NULL;
+    Py_ssize_t position = 0;
+    while (PyDict_Next(tree, &position, &tag, &value)) {
+        if (!PyLong_Check(tag))
+            continue;
+        unsigned long long v = PyLong_AsUnsignedLongLong(tag);
+        if (v == (unsigned long long)-1 && PyErr_Occurred()) {
+            if (!PyErr_ExceptionMatches(PyExc_OverflowError))
+                return NULL;
+            PyErr_Clear(); /* negative or past 64 bits: no tag */
+            continue;
+        }
+        unsigned long long element = v & 0xFFFF;
+        if (v > 0xFFFFFFFFull || element < 0x10 || element > 0xFF)
+            continue;
+        if (!PyTuple_Check(value) || PyTuple_GET_SIZE(value) == 0 ||
+            !PyUnicode_Check(PyTuple_GET_ITEM(value, 0)))
+            continue;
+        PyObject *group = PyLong_FromUnsignedLongLong(v >> 16);
+        if (group == NULL)
+            return NULL;
+        PyObject *names = PyDict_GetItemWithError(creators, group); /* borrowed */
+        Py_DECREF(group);
+        if (names == NULL) {
+            if (PyErr_Occurred())
+                return NULL;
+            continue;
+        }
+        int found = PySequence_Contains(names, PyTuple_GET_ITEM(value, 0));
+        if (found < 0)
+            return NULL;
+        if (found)
+            Py_RETURN_TRUE;
+    }
+    Py_RETURN_FALSE;
 }
 
 PyDoc_STRVAR(extract_doc,
@@ -1059,9 +1522,12 @@ done:
 
 static PyMethodDef methods[] = {
     {"walk", walk, METH_VARARGS, walk_doc},
+    {"walk_decoded", walk_decoded, METH_VARARGS, walk_decoded_doc},
     {"decode", decode, METH_VARARGS, decode_doc},
     {"extract", extract, METH_VARARGS, extract_doc},
     {"meta", meta, METH_VARARGS, meta_doc},
+    {"json", json, METH_O, json_doc},
+    {"has_creator", has_creator, METH_VARARGS, has_creator_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -28,3 +28,19 @@ def extract(
     tree: dict[int, object], table: tuple[tuple[int, int, int | None], ...], /
 ) -> list[object]: ...
 def meta(buffer: bytes, size: int, pos: int, wanted: frozenset[int], /) -> tuple[Any, ...]: ...
+def json(value: object, /) -> str: ...
+def has_creator(tree: dict[int, object], creators: dict[int, frozenset[str]], /) -> bool: ...
+def walk_decoded(
+    buffer: bytes,
+    size: int,
+    pos: int,
+    little: bool,
+    explicit: bool,
+    spec: dict[int, object],
+    max_depth: int,
+    vr_of: dict[int, str],
+    pixel_tags: frozenset[int],
+    presence: object,
+    raw_tags: frozenset[int],
+    /,
+) -> tuple[Any, ...]: ...

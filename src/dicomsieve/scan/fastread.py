@@ -12,12 +12,12 @@ deflated datasets (inflated here, up to a cap). Anything it does not understand 
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from dicomsieve.codes import ErrorCode
 from dicomsieve.model import PixelDataInfo
@@ -165,9 +165,11 @@ class Window:
         self.base = pos
 
 
-@dataclass(frozen=True, slots=True)
-class ParsedHeader:
-    """What a header reader found: the tree, the transfer syntax and the pixel data."""
+class ParsedHeader(NamedTuple):
+    """What a header reader found: the tree, the transfer syntax and the pixel data.
+
+    A named tuple: one is made per file, in a fraction of a frozen dataclass's time.
+    """
 
     tree: HeaderTree
     transfer_syntax: str | None
@@ -339,20 +341,23 @@ _SKIP: Final = object()
 
 
 _NativeFunctions = tuple[
-    Callable[..., tuple[Any, ...]], Callable[..., HeaderTree], Callable[..., tuple[Any, ...]]
+    Callable[..., tuple[Any, ...]],
+    Callable[..., HeaderTree],
+    Callable[..., tuple[Any, ...]],
+    Callable[..., tuple[Any, ...]],
 ]
 
 
 def _native() -> _NativeFunctions | None:
     """The C walk and decoder (``_native.c``): optional, built where a compiler is at hand."""
     try:
-        from dicomsieve.scan._native import decode, meta, walk
+        from dicomsieve.scan._native import decode, meta, walk, walk_decoded
     except ImportError:  # pragma: no cover - exercised on machines without a compiler
         return None
-    return walk, decode, meta
+    return walk, decode, meta, walk_decoded
 
 
-_WALK, _DECODE, _META = _native() or (None, None, None)
+_WALK, _DECODE, _META, _WALK_DECODED = _native() or (None, None, None, None)
 NATIVE_WALK: Final = _WALK is not None
 """Whether the C element walk and decoder are in use."""
 # The C walk looks for pixel data in group 7FE0 only.
@@ -454,7 +459,13 @@ def _charset_codec(tree: HeaderTree) -> str | None:
     if raw is None:
         return "latin_1"
     assert isinstance(raw, tuple)
-    return codec_of(clean_text(raw[1].decode("latin_1"), "CS"))
+    return _codec_of_bytes(raw[1])
+
+
+@functools.lru_cache(maxsize=64)
+def _codec_of_bytes(raw: bytes) -> str | None:
+    # Memoized: a scan meets the same few character set values in file after file.
+    return codec_of(clean_text(raw.decode("latin_1"), "CS"))
 
 
 _META_HEADER: Final = struct.Struct("<HH2sH")
@@ -547,21 +558,27 @@ def inflate(win: Window, start: int, cap: int) -> bytes:
 def _walk_natively(
     win: Window, pos: int, little: bool, explicit: bool, max_depth: int
 ) -> tuple[HeaderTree, tuple[int, int, int | None] | None] | None:
-    """The element walk of :meth:`_Parser.dataset` in C, on the window's first bytes.
+    """The element walk of :meth:`_Parser.dataset` and the decoding of
+    :func:`_decode_tree`, in one pass in C, on the window's first bytes.
 
-    Returns ``None`` when the C walk is not built or the header goes on past the bytes
-    read so far; the Python walk then does it.
+    Returns the decoded tree and the pixel data position; ``None`` when the C walk is
+    not built or the header goes on past the bytes read so far (the Python walk then
+    does it).
     """
-    if _WALK is None or win.base != 0:
+    if _WALK_DECODED is None or win.base != 0:
         return None
     while True:
-        result = _WALK(
+        result = _WALK_DECODED(
             win.buf, win.size, pos, little, explicit, TOP_LEVEL_SPEC, max_depth, VR_OF,
-            PIXEL_DATA_TAGS, PRESENCE,
+            PIXEL_DATA_TAGS, PRESENCE, RAW_TAGS,
         )  # fmt: skip
         status = result[0]
         if status == 0:
-            return result[1], result[2]
+            tree, pixel, charset, deferred = result[1:]
+            if deferred is not None:
+                codec = "latin_1" if charset is None else _codec_of_bytes(charset)
+                _decode_deferred(deferred, little, codec)
+            return tree, pixel
         _raise_native_failure(result)
         # The header goes on past the bytes read: read 4 times as many from the start
         # and walk again (in C that is cheaper than walking on in Python), up to a cap
@@ -573,6 +590,19 @@ def _walk_natively(
         if len(data) <= len(win.buf):  # the file shrank while it was read
             return None
         win.buf = data
+
+
+def _decode_deferred(
+    deferred: list[tuple[HeaderTree, int, tuple[str, bytes]]], little: bool, codec: str | None
+) -> None:
+    """Decode the text that the C walk left raw until the character set was known.
+
+    An entry whose raw value was replaced since (the tag came again) is skipped, as the
+    raw tree would have kept only the last value.
+    """
+    for tree, tag, raw in deferred:
+        if tree.get(tag) is raw:
+            tree[tag] = _DECODE({tag: raw}, little, codec, RAW_TAGS, _decode_text)[tag]  # type: ignore[misc]
 
 
 def parse_header(
@@ -619,18 +649,19 @@ def parse_header(
         dataset_bytes = inflate(win, pos, inflate_cap)
         win, pos = Window.of_bytes(dataset_bytes), 0
     walked = _walk_natively(win, pos, little, explicit, max_depth) if native else None
-    if walked is None:
+    if walked is not None:
+        tree, found = walked
+    else:
         parser = _Parser(win, little, explicit, max_depth, stop_at_pixels=True)
         raw_tree, _ = parser.dataset(pos, None, TOP_LEVEL_SPEC, 0)
-        walked = raw_tree, parser.pixel
-    raw_tree, found = walked
-    codec = _charset_codec(raw_tree)
-    if native and _DECODE is not None:
-        tree = _DECODE(raw_tree, little, codec, RAW_TAGS, _decode_text)
-    else:
-        tree = _decode_tree(raw_tree, little, codec)
+        found = parser.pixel
+        codec = _charset_codec(raw_tree)
+        if native and _DECODE is not None:
+            tree = _DECODE(raw_tree, little, codec, RAW_TAGS, _decode_text)
+        else:
+            tree = _decode_tree(raw_tree, little, codec)
     pixel = None
     if found is not None:
         tag, offset, length = found
-        pixel = PixelDataInfo(tag=tag, offset=offset, length=length, deflated=deflated)
+        pixel = PixelDataInfo(tag, offset, length, deflated)
     return ParsedHeader(tree, ts, media_class, pixel, raw_explicit is None, dataset_bytes)

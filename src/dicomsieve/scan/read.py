@@ -12,10 +12,11 @@ import errno
 import os
 import stat
 import struct
-from typing import Final
+from collections.abc import Callable
+from typing import Final, TypeVar, cast
 
 from dicomsieve.codes import ErrorCode, FileState, FlagCode, IgnoreRule
-from dicomsieve.model import FileOutcome, InstanceRecord
+from dicomsieve.model import FileOutcome, PixelDataInfo
 from dicomsieve.scan.fastread import (
     VALID_VRS,
     Fallback,
@@ -25,10 +26,13 @@ from dicomsieve.scan.fastread import (
     is_encapsulated,
     parse_header,
 )
-from dicomsieve.scan.record import build_instance
+from dicomsieve.scan.record import PLAIN_FIELDS, build_instance, extract
+from dicomsieve.scan.tags import HeaderTree
 from dicomsieve.settings import Settings
 
-__all__ = ["read_file", "sniff"]
+__all__ = ["read_file", "read_with", "sniff"]
+
+Built = TypeVar("Built")
 
 MEDIA_STORAGE_DIRECTORY: Final = "1.2.840.10008.1.3.10"
 _ERROR: Final = FileState.ERROR
@@ -76,7 +80,6 @@ def _outcome(
     code: ErrorCode | IgnoreRule | None = None,
     message: str | None = None,
     flags: tuple[FlagCode, ...] = (),
-    instance: InstanceRecord | None = None,
 ) -> FileOutcome:
     """An outcome with the file's size, times and identity when it was stat-ed.
 
@@ -86,12 +89,11 @@ def _outcome(
     if st is None:
         return FileOutcome(path, state, code=code, message=message, flags=flags)
     return FileOutcome(
-        path, state, st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev, code, message, flags,
-        instance,
-    )  # fmt: skip
+        path, state, st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev, code, message, flags
+    )
 
 
-def _check_pixels(fd: int, size: int, header: ParsedHeader, record: InstanceRecord) -> None:
+def _check_pixels(fd: int, size: int, header: ParsedHeader) -> None:
     """Raise ReadFailure when the pixel data does not fit in the file."""
     pixel = header.pixel
     if pixel is None:
@@ -104,7 +106,7 @@ def _check_pixels(fd: int, size: int, header: ParsedHeader, record: InstanceReco
                 f"pixel data declares {pixel.length} bytes at byte {pixel.offset}; "
                 f"the file has {available - pixel.offset} left",
             )
-        expected = _expected_native_bytes(record)
+        expected = _expected_native_bytes(header)
         if expected is not None and pixel.length < expected:
             raise ReadFailure(
                 ErrorCode.PIXEL_DATA_SHORT,
@@ -117,14 +119,23 @@ def _check_pixels(fd: int, size: int, header: ParsedHeader, record: InstanceReco
     _check_fragments(fd, size, pixel.offset)
 
 
-def _expected_native_bytes(record: InstanceRecord) -> int | None:
-    if is_encapsulated(record.transfer_syntax_uid):
+# The record fields that size native pixel data, read as the record reads them.
+_SHAPE_TABLE: Final = tuple(
+    PLAIN_FIELDS[name]
+    for name in ("rows", "columns", "bits_allocated", "number_of_frames", "samples_per_pixel")
+)
+
+
+def _expected_native_bytes(header: ParsedHeader) -> int | None:
+    if is_encapsulated(header.transfer_syntax):
         return None
-    rows, cols, bits = record.rows, record.columns, record.bits_allocated
+    # INT fields: an int or None
+    shape = cast("list[int | None]", extract(header.tree, _SHAPE_TABLE))
+    rows, cols, bits, frames, samples = shape
     if not rows or not cols or not bits:
         return None
-    frames = max(record.number_of_frames or 1, 1)
-    samples = max(record.samples_per_pixel or 1, 1)
+    frames = max(frames or 1, 1)
+    samples = max(samples or 1, 1)
     total_bits = rows * cols * frames * samples * bits
     return (total_bits + 7) // 8
 
@@ -166,12 +177,43 @@ def read_file(path: str, settings: Settings) -> FileOutcome:
         ``indexed`` with an :class:`~dicomsieve.model.InstanceRecord`, ``not_dicom``,
         ``ignored`` (not a regular file, a media directory) or ``error`` with a code.
     """
+    outcome, record = read_with(path, settings, build_instance)
+    if record is None:
+        return outcome
+    return FileOutcome(
+        outcome.path, outcome.state, outcome.size, outcome.mtime_ns, outcome.inode,
+        outcome.device, outcome.code, outcome.message, outcome.flags, record,
+    )  # fmt: skip
+
+
+def read_with(
+    path: str,
+    settings: Settings,
+    build: Callable[[HeaderTree, str | None, PixelDataInfo | None], Built | None],
+) -> tuple[FileOutcome, Built | None]:
+    """:func:`read_file` with another builder than the record's. Never raises for a bad file.
+
+    Parameters
+    ----------
+    path, settings
+        As for :func:`read_file`.
+    build
+        Called as :func:`~dicomsieve.scan.record.build_instance` is, on the header
+        tree, transfer syntax and pixel data position; it returns ``None`` exactly
+        when ``build_instance`` would (an identifying UID is missing).
+
+    Returns
+    -------
+    tuple
+        The outcome, as :func:`read_file` gives it but without a record, and what
+        ``build`` made of the file when it is ``indexed`` (else ``None``).
+    """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         return _outcome(
             path, None, _ERROR, ErrorCode.FILE_VANISHED, "the file disappeared before it was read"
-        )
+        ), None
     except OSError as exc:
         return _outcome(
             path,
@@ -179,19 +221,21 @@ def read_file(path: str, settings: Settings) -> FileOutcome:
             _ERROR,
             ErrorCode.FILE_UNREADABLE,
             f"cannot open: {errno.errorcode.get(exc.errno or 0, 'error')}",
-        )
+        ), None
     st = None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            return _outcome(path, st, FileState.IGNORED, IgnoreRule.NOT_REGULAR_FILE)
-        return _read_open_file(fd, path, st, settings)
+            return _outcome(path, st, FileState.IGNORED, IgnoreRule.NOT_REGULAR_FILE), None
+        return _read_open_file(fd, path, st, settings, build)
     except MemoryError:
         return _outcome(
             path, st, _ERROR, ErrorCode.PARSE_MEMORY, "reading needed more memory than allowed"
-        )
+        ), None
     except RecursionError:
-        return _outcome(path, st, _ERROR, ErrorCode.PARSE_TOO_DEEP, "sequences nested too deep")
+        return _outcome(
+            path, st, _ERROR, ErrorCode.PARSE_TOO_DEEP, "sequences nested too deep"
+        ), None
     except OSError as exc:
         return _outcome(
             path,
@@ -199,19 +243,27 @@ def read_file(path: str, settings: Settings) -> FileOutcome:
             _ERROR,
             ErrorCode.FILE_UNREADABLE,
             f"read failed: {errno.errorcode.get(exc.errno or 0, 'error')}",
-        )
+        ), None
     except Exception as exc:  # a reader bug must cost one file, not the scan
-        return _outcome(path, st, _ERROR, ErrorCode.PARSE_ERROR, f"unexpected {type(exc).__name__}")
+        return _outcome(
+            path, st, _ERROR, ErrorCode.PARSE_ERROR, f"unexpected {type(exc).__name__}"
+        ), None
     finally:
         os.close(fd)
 
 
-def _read_open_file(fd: int, path: str, st: os.stat_result, settings: Settings) -> FileOutcome:
+def _read_open_file(
+    fd: int,
+    path: str,
+    st: os.stat_result,
+    settings: Settings,
+    build: Callable[[HeaderTree, str | None, PixelDataInfo | None], Built | None],
+) -> tuple[FileOutcome, Built | None]:
     size = st.st_size
     head = os.read(fd, settings.header_chunk_bytes)
     kind, explicit = sniff(head)
     if kind == "not_dicom":
-        return _outcome(path, st, FileState.NOT_DICOM)
+        return _outcome(path, st, FileState.NOT_DICOM), None
     flags: list[FlagCode] = []
     if kind == "part10" and head.startswith(_EXECUTABLE_MAGICS):
         flags.append(FlagCode.SEC_EXECUTABLE_PREAMBLE)
@@ -238,18 +290,18 @@ def _read_open_file(fd: int, path: str, st: os.stat_result, settings: Settings) 
         if header.media_storage_sop_class == MEDIA_STORAGE_DIRECTORY:
             return _outcome(
                 path, st, FileState.IGNORED, IgnoreRule.MEDIA_DIRECTORY, None, (*flags,)
-            )
-        record = build_instance(header.tree, header.transfer_syntax, header.pixel)
-        if record is None:
+            ), None
+        built = build(header.tree, header.transfer_syntax, header.pixel)
+        if built is None:
             if header.tree.get(0x00080016) == (MEDIA_STORAGE_DIRECTORY,):
                 return _outcome(
                     path, st, FileState.IGNORED, IgnoreRule.MEDIA_DIRECTORY, None, (*flags,)
-                )
+                ), None
             raise ReadFailure(
                 ErrorCode.PARSE_NO_IDENTITY,
                 "StudyInstanceUID, SeriesInstanceUID or SOPInstanceUID is missing",
             )
-        _check_pixels(fd, size, header, record)
+        _check_pixels(fd, size, header)
     except ReadFailure as failure:
-        return _outcome(path, st, _ERROR, failure.code, failure.message, (*flags,))
-    return _outcome(path, st, FileState.INDEXED, None, None, (*flags,), record)
+        return _outcome(path, st, _ERROR, failure.code, failure.message, (*flags,)), None
+    return _outcome(path, st, FileState.INDEXED, None, None, (*flags,)), built

@@ -2,22 +2,42 @@
 
 from __future__ import annotations
 
+import json
+import json.encoder
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from enum import IntEnum
 from typing import Final
 
 from dicomsieve.model import FrameRecord, InstanceRecord, PixelDataInfo
 from dicomsieve.scan import ge, siemens, uih
-from dicomsieve.scan.private import PrivateTag, creator_blocks
-from dicomsieve.scan.tags import PRIVATE_GROUPS, HeaderTree
+from dicomsieve.scan.private import PrivateTag, creator_blocks, creator_tags
+from dicomsieve.scan.tags import PRIVATE_GROUPS, PRIVATE_TAGS, HeaderTree
 
-__all__ = ["FieldKind", "build_frames", "build_instance", "extract", "first_str"]
+__all__ = [
+    "PLAIN_FIELDS",
+    "FieldKind",
+    "build_frames",
+    "build_instance",
+    "extract",
+    "first_str",
+    "is_plain",
+    "plain_table",
+    "to_json",
+]
 
 Floats = tuple[float, ...]
 
 SHARED_GROUPS: Final = 0x52009229
 PER_FRAME_GROUPS: Final = 0x52009230
+SOP_INSTANCE_UID: Final = 0x00080018
+SERIES_INSTANCE_UID: Final = 0x0020000E
+STUDY_INSTANCE_UID: Final = 0x0020000D
+IMAGE_TYPE: Final = 0x00080008
+REPETITION_TIME: Final = 0x00180080
+FLIP_ANGLE: Final = 0x00181314
+B_VALUE: Final = 0x00189087
+GRADIENT_ORIENTATION: Final = 0x00189089
 
 
 def _values(tree: HeaderTree, tag: int) -> tuple[object, ...] | None:
@@ -166,7 +186,11 @@ def build_frames(tree: HeaderTree) -> tuple[FrameRecord, ...]:
 
 
 class FieldKind(IntEnum):
-    """How a record field is read from its element (the helpers above, by name)."""
+    """How a record field is read from its element (the helpers above, by name).
+
+    The ``_JSON`` kinds give the tuple of their plain kind as the JSON text the index
+    stores (:func:`to_json`); ``NONE`` reads nothing and gives ``None``.
+    """
 
     FIRST_STR = 0
     JOINED = 1
@@ -176,9 +200,45 @@ class FieldKind(IntEnum):
     FLOAT = 5
     FLOATS = 6
     PRESENT = 7
+    STRS_JSON = 8
+    INTS_JSON = 9
+    FLOATS_JSON = 10
+    NONE = 11
+
+
+_JSON_KINDS: Final = {
+    FieldKind.STRS: FieldKind.STRS_JSON,
+    FieldKind.INTS: FieldKind.INTS_JSON,
+    FieldKind.FLOATS: FieldKind.FLOATS_JSON,
+}
+_PLAIN_OF_JSON: Final = {json_kind: kind for kind, json_kind in _JSON_KINDS.items()}
+
+
+def _json_encoder() -> Callable[[object], str]:
+    """``json.dumps`` with its default options, minus its set-up cost on every call.
+
+    Every file of a scan stores several tuples as JSON; one C encoder made once and
+    reused encodes them twice as fast. Without the C accelerator, plain ``json.dumps``.
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # pragma: no cover - CPython has it
+        return json.dumps
+    encode = make(
+        None, None, json.encoder.encode_basestring_ascii, None, ": ", ", ", False, False, True
+    )
+    return lambda value: "".join(encode(value, 0))
+
+
+to_json: Final = _json_encoder()
+"""``json.dumps`` of a record tuple: the text the index stores for it."""
 
 
 def _field(tree: HeaderTree, tag: int, kind: FieldKind, count: int | None) -> object:
+    if kind is FieldKind.NONE:
+        return None
+    if kind in _PLAIN_OF_JSON:
+        value = _field(tree, tag, _PLAIN_OF_JSON[kind], count)
+        return None if value is None else to_json(value)
     if kind is FieldKind.FIRST_STR:
         return first_str(tree, tag)
     if kind is FieldKind.JOINED:
@@ -277,6 +337,106 @@ _INSTANCE_FIELDS: Final[dict[str, tuple[int, FieldKind, int | None]]] = {
 _INSTANCE_NAMES: Final = tuple(_INSTANCE_FIELDS)
 _INSTANCE_TABLE: Final[FieldTable] = tuple(_INSTANCE_FIELDS.values())
 
+PLAIN_FIELDS: Final[dict[str, tuple[int, FieldKind, int | None]]] = {
+    **_INSTANCE_FIELDS,
+    "sop_instance_uid": (SOP_INSTANCE_UID, F.FIRST_STR, None),
+    "series_instance_uid": (SERIES_INSTANCE_UID, F.FIRST_STR, None),
+    "study_instance_uid": (STUDY_INSTANCE_UID, F.FIRST_STR, None),
+    "image_type": (IMAGE_TYPE, F.STRS, None),
+    "repetition_time": (REPETITION_TIME, F.FLOAT, None),
+    "flip_angle": (FLIP_ANGLE, F.FLOAT, None),
+    "diffusion_b_value": (B_VALUE, F.FLOAT, None),
+    "diffusion_gradient_orientation": (GRADIENT_ORIENTATION, F.FLOATS, 3),
+}
+"""How :func:`build_instance` reads each field of a plain tree (see :func:`is_plain`)
+from one top-level element, by field name. Of the other fields, ``transfer_syntax_uid``,
+``pixel_data`` and ``frames`` (``()``) come from elsewhere and the rest are ``None``."""
+_PLAIN_NONE: Final = frozenset(
+    {"mosaic_slices", "slice_normal", "private_image_type", "mosaic_grid", "mosaic_positions"}
+)
+_VENDOR_CREATORS: Final = frozenset((p.group, p.creator) for p in PRIVATE_TAGS)
+_CREATORS_BY_GROUP: Final = {
+    group: frozenset(creator for g, creator in _VENDOR_CREATORS if g == group)
+    for group in PRIVATE_GROUPS
+}
+_CREATOR_TAGS: Final = frozenset(tag for group in PRIVATE_GROUPS for tag in creator_tags(group))
+
+
+def _native_has_creator() -> Callable[[HeaderTree, dict[int, frozenset[str]]], bool] | None:
+    try:
+        from dicomsieve.scan._native import has_creator
+    except ImportError:  # pragma: no cover - exercised on machines without a compiler
+        return None
+    return has_creator
+
+
+_HAS_CREATOR: Final = _native_has_creator()
+
+
+def is_plain(tree: HeaderTree, *, native: bool = True) -> bool:
+    """Whether :func:`build_instance` reads ``tree`` as :data:`PLAIN_FIELDS` says.
+
+    So it does unless the tree has functional groups (enhanced multi-frame objects:
+    frames, and timing read from the groups) or a private creator of a vendor that
+    :mod:`dicomsieve.scan.ge`, :mod:`~dicomsieve.scan.siemens` or
+    :mod:`~dicomsieve.scan.uih` reads; without those, the private fields are ``None``.
+    The creators are looked for in C when the extension is built and ``native`` is true
+    (``_native.has_creator``: the tree's tags once, where the set intersection below
+    hashes each of them), else in Python.
+    """
+    if SHARED_GROUPS in tree or PER_FRAME_GROUPS in tree:
+        return False
+    if native and _HAS_CREATOR is not None:
+        return not _HAS_CREATOR(tree, _CREATORS_BY_GROUP)
+    for tag in _CREATOR_TAGS.intersection(tree):
+        value = tree[tag]
+        if (
+            isinstance(value, tuple)
+            and value
+            and isinstance(value[0], str)
+            and (tag >> 16, value[0]) in _VENDOR_CREATORS
+        ):
+            return False
+    return True
+
+
+def plain_table(names: Sequence[str], as_json: Collection[int]) -> FieldTable:
+    """The :func:`extract` table of the fields ``names`` of a plain tree, in that order.
+
+    Parameters
+    ----------
+    names
+        Field names of :class:`~dicomsieve.model.InstanceRecord` (``pixel_data`` and
+        ``frames`` excepted).
+    as_json
+        The positions in ``names`` of the fields that hold tuples, to be read as their
+        JSON text (:func:`to_json`); they must be exactly those.
+
+    Returns
+    -------
+    FieldTable
+        A row per name; ``NONE`` for the fields that are not in :data:`PLAIN_FIELDS`
+        (``transfer_syntax_uid``, which the caller fills in, and the fields that are
+        ``None`` in a plain tree).
+
+    Raises
+    ------
+    ValueError
+        For a name that is none of these, or ``as_json`` that is not the tuple fields.
+    """
+    table: list[tuple[int, FieldKind, int | None]] = []
+    for n, name in enumerate(names):
+        if name not in PLAIN_FIELDS:
+            if name != "transfer_syntax_uid" and name not in _PLAIN_NONE:
+                raise ValueError(f"no plain reading of the field {name!r}")
+            table.append((0, F.NONE, None))
+            continue
+        tag, kind, count = PLAIN_FIELDS[name]
+        if (n in as_json) != (kind in _JSON_KINDS):
+            raise ValueError(f"{name!r} is {'not ' if n in as_json else ''}a JSON field")
+        table.append((tag, _JSON_KINDS.get(kind, kind), count))
+    return tuple(table)
+
 
 class _Private:
     """The private elements of one object, each read in the block its creator owns."""
@@ -348,16 +508,16 @@ def build_instance(
 
     ``native=False`` reads the fields in Python instead of C (see :func:`extract`).
     """
-    sop = first_str(tree, 0x00080018)
-    series = first_str(tree, 0x0020000E)
-    study = first_str(tree, 0x0020000D)
+    sop = first_str(tree, SOP_INSTANCE_UID)
+    series = first_str(tree, SERIES_INSTANCE_UID)
+    study = first_str(tree, STUDY_INSTANCE_UID)
     if not (sop and series and study):
         return None
-    image_type = _strs(tree, 0x00080008)
+    image_type = _strs(tree, IMAGE_TYPE)
     private = _Private(tree)
     mosaic = _mosaic(private, image_type)
-    b_value = _float(tree, 0x00189087)
-    gradient = _floats(tree, 0x00189089, 3)
+    b_value = _float(tree, B_VALUE)
+    gradient = _floats(tree, GRADIENT_ORIENTATION, 3)
     if b_value is None:  # UIH keeps them in its private block
         b_value = _float(private.values(uih.B_VALUE), 0)
         if b_value is not None:
@@ -366,12 +526,12 @@ def build_instance(
     timing = _first_item(_first_item(tree, SHARED_GROUPS), 0x00189112) or _first_item(
         _first_item(tree, PER_FRAME_GROUPS), 0x00189112
     )
-    repetition_time = _float(tree, 0x00180080)
+    repetition_time = _float(tree, REPETITION_TIME)
     if repetition_time is None:
-        repetition_time = _float(timing, 0x00180080)
-    flip_angle = _float(tree, 0x00181314)
+        repetition_time = _float(timing, REPETITION_TIME)
+    flip_angle = _float(tree, FLIP_ANGLE)
     if flip_angle is None:
-        flip_angle = _float(timing, 0x00181314)
+        flip_angle = _float(timing, FLIP_ANGLE)
     fields = dict(zip(_INSTANCE_NAMES, extract(tree, _INSTANCE_TABLE, native=native), strict=True))
     return InstanceRecord(
         sop_instance_uid=sop,
