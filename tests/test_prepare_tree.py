@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from dicom_bytes import BAD_CASES, ct_dataset, encode, un_sequence
 from dicomsieve import synthetic
 from dicomsieve.codes import FileState
-from dicomsieve.index.store import PreparedOutcome, pack_outcome, prepare_outcome, prepare_tree
+from dicomsieve.index.store import PreparedOutcome, pack_outcome, prepare_outcome
 from dicomsieve.model import FileOutcome, PixelDataInfo
 from dicomsieve.scan import ge, record, siemens, uih
 from dicomsieve.scan.read import read_file, read_with
@@ -34,6 +34,7 @@ from dicomsieve.scan.record import (
     build_instance,
     is_plain,
 )
+from dicomsieve.scan.rows import prepare_tree
 from dicomsieve.scan.scanner import read_for_index
 from dicomsieve.scan.tags import HeaderTree
 from dicomsieve.settings import Settings

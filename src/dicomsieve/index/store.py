@@ -33,6 +33,7 @@ from typing import (
     get_type_hints,
 )
 
+from dicomsieve._jsontext import to_json
 from dicomsieve.codes import FileState, FlagCode, Level, LoadableKind, WarningCode
 from dicomsieve.errors import IndexDbError
 from dicomsieve.index.schema import (
@@ -50,8 +51,6 @@ from dicomsieve.loadables.model import (
     SliceRef,
 )
 from dicomsieve.model import FileOutcome, FrameRecord, InstanceRecord, PixelDataInfo
-from dicomsieve.scan.record import build_instance, extract, is_plain, plain_table, to_json
-from dicomsieve.scan.tags import HeaderTree
 
 __all__ = [
     "FileRow",
@@ -66,7 +65,6 @@ __all__ = [
     "default_db_path",
     "pack_outcome",
     "prepare_outcome",
-    "prepare_tree",
 ]
 
 _OPEN_TIMEOUT_S: Final = 60.0
@@ -98,11 +96,18 @@ _INSERT_NEW_FILE_PLAIN: Final = (
 _MAX_PARAMETERS: Final = 500
 # One C call fetches every column's value (the record columns first, then the pixel
 # columns, in the order of _INSTANCE_INSERT_COLUMNS).
-_RECORD_COLUMN_NAMES: Final = [n for n, _ in INSTANCE_COLUMNS if n not in _PIXEL_COLUMNS]
+RECORD_COLUMN_NAMES: Final = [n for n, _ in INSTANCE_COLUMNS if n not in _PIXEL_COLUMNS]
 _PIXEL_COLUMN_NAMES: Final = [n for n, _ in INSTANCE_COLUMNS if n in _PIXEL_COLUMNS]
-_RECORD_GETTER: Final = operator.attrgetter(*_RECORD_COLUMN_NAMES)
+_RECORD_GETTER: Final = operator.attrgetter(*RECORD_COLUMN_NAMES)
 _PIXEL_GETTER: Final = operator.attrgetter(*(_PIXEL_COLUMNS[n] for n in _PIXEL_COLUMN_NAMES))
 _NO_PIXEL: Final = (None,) * len(_PIXEL_COLUMN_NAMES)
+
+
+def pixel_values(pixel: PixelDataInfo | None) -> tuple[object, ...]:
+    """The pixel data columns of an ``instances`` row, which end it."""
+    return _PIXEL_GETTER(pixel) if pixel is not None else _NO_PIXEL
+
+
 _FRAME_GETTER: Final = operator.attrgetter(*(n for n, _ in FRAME_COLUMNS))
 _FRAME_INSERT_COLUMNS: Final = tuple(n for n, _ in FRAME_COLUMNS)
 # The columns an instance row and a frame row fill, in the order of their values.
@@ -169,63 +174,20 @@ def prepare_outcome(outcome: FileOutcome) -> PreparedOutcome:
         outcome.path, outcome.state, outcome.size, outcome.mtime_ns, outcome.inode,
         outcome.device, outcome.code, outcome.message, outcome.flags,
     )  # fmt: skip
-    return PreparedOutcome(bare, _prepare_record(record))
+    return PreparedOutcome(bare, prepare_record(record))
 
 
-def _prepare_record(record: InstanceRecord) -> PreparedInstance:
-    pixel = record.pixel_data
+def prepare_record(record: InstanceRecord) -> PreparedInstance:
+    """The rows of one record (the part of :func:`prepare_outcome` after the file)."""
     return PreparedInstance(
         record.sop_instance_uid,
         SeriesIdentity(*_SERIES_GETTER(record)),
         (
-            *_row_values(_RECORD_GETTER(record), _RECORD_TUPLES),
-            *(_PIXEL_GETTER(pixel) if pixel is not None else _NO_PIXEL),
+            *_row_values(_RECORD_GETTER(record), RECORD_TUPLES),
+            *pixel_values(record.pixel_data),
         ),
         tuple(tuple(_row_values(_FRAME_GETTER(frame), _FRAME_TUPLES)) for frame in record.frames),
     )
-
-
-def prepare_tree(
-    tree: HeaderTree,
-    transfer_syntax: str | None,
-    pixel: PixelDataInfo | None,
-    *,
-    native: bool = True,
-) -> PreparedInstance | None:
-    """The rows of one object's header tree, straight from the tree.
-
-    The same as the instance :func:`prepare_outcome` makes of
-    ``build_instance(tree, transfer_syntax, pixel)``; ``None`` where that is ``None``.
-    A scan's reader processes run this on every file: a plain tree (the common case,
-    see :func:`~dicomsieve.scan.record.is_plain`) is read into the row in one
-    :func:`~dicomsieve.scan.record.extract` call, JSON text included, without the
-    record in between; any other goes through the record.
-
-    Parameters
-    ----------
-    tree, transfer_syntax, pixel
-        What a header reader found (see :func:`~dicomsieve.scan.record.build_instance`).
-    native
-        Read in C when the extension is built (the default); ``False`` reads in Python,
-        which gives the same rows (the tests compare them).
-
-    Returns
-    -------
-    PreparedInstance or None
-        ``None`` when an identifying UID is missing.
-    """
-    if not is_plain(tree, native=native):
-        record = build_instance(tree, transfer_syntax, pixel, native=native)
-        return None if record is None else _prepare_record(record)
-    values = extract(tree, _PLAIN_TABLE, native=native)
-    series = _PLAIN_SERIES(values)
-    sop = values[_PLAIN_SOP]
-    if not (isinstance(sop, str) and sop and series[0] and series[1]):
-        return None
-    values[_PLAIN_TRANSFER_SYNTAX] = transfer_syntax
-    del values[_PLAIN_ROW_END:]
-    values += _PIXEL_GETTER(pixel) if pixel is not None else _NO_PIXEL
-    return PreparedInstance(sop, SeriesIdentity(*series), tuple(values), ())
 
 
 FileValues: TypeAlias = tuple[
@@ -403,19 +365,8 @@ def _row_values(values: Sequence[object], tuples: tuple[int, ...]) -> list[objec
     return row
 
 
-_RECORD_TUPLES: Final = _tuple_positions(InstanceRecord, _RECORD_COLUMN_NAMES)
+RECORD_TUPLES: Final = _tuple_positions(InstanceRecord, RECORD_COLUMN_NAMES)
 _FRAME_TUPLES: Final = _tuple_positions(FrameRecord, [n for n, _ in FRAME_COLUMNS])
-# prepare_tree's extract table: the record columns, then the SeriesIdentity fields
-# that are no column.
-_PLAIN_NAMES: Final = [
-    *_RECORD_COLUMN_NAMES,
-    *(n for n in SeriesIdentity._fields if n not in _RECORD_COLUMN_NAMES),
-]
-_PLAIN_TABLE: Final = plain_table(_PLAIN_NAMES, _RECORD_TUPLES)
-_PLAIN_ROW_END: Final = len(_RECORD_COLUMN_NAMES)
-_PLAIN_SERIES: Final = operator.itemgetter(*map(_PLAIN_NAMES.index, SeriesIdentity._fields))
-_PLAIN_SOP: Final = _PLAIN_NAMES.index("sop_instance_uid")
-_PLAIN_TRANSFER_SYNTAX: Final = _PLAIN_NAMES.index("transfer_syntax_uid")
 
 
 class Index:

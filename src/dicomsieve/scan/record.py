@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import json.encoder
 import math
 from collections.abc import Callable, Collection, Sequence
 from enum import IntEnum
 from typing import Final
 
+from dicomsieve._jsontext import to_json
 from dicomsieve.model import FrameRecord, InstanceRecord, PixelDataInfo
 from dicomsieve.scan import ge, siemens, uih
 from dicomsieve.scan.private import PrivateTag, creator_blocks, creator_tags
@@ -212,25 +211,6 @@ _JSON_KINDS: Final = {
     FieldKind.FLOATS: FieldKind.FLOATS_JSON,
 }
 _PLAIN_OF_JSON: Final = {json_kind: kind for kind, json_kind in _JSON_KINDS.items()}
-
-
-def _json_encoder() -> Callable[[object], str]:
-    """``json.dumps`` with its default options, minus its set-up cost on every call.
-
-    Every file of a scan stores several tuples as JSON; one C encoder made once and
-    reused encodes them twice as fast. Without the C accelerator, plain ``json.dumps``.
-    """
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:  # pragma: no cover - CPython has it
-        return json.dumps
-    encode = make(
-        None, None, json.encoder.encode_basestring_ascii, None, ": ", ", ", False, False, True
-    )
-    return lambda value: "".join(encode(value, 0))
-
-
-to_json: Final = _json_encoder()
-"""``json.dumps`` of a record tuple: the text the index stores for it."""
 
 
 def _field(tree: HeaderTree, tag: int, kind: FieldKind, count: int | None) -> object:

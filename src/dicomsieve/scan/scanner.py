@@ -16,11 +16,11 @@ from dicomsieve.index.store import (
     PackedOutcome,
     PreparedOutcome,
     pack_outcome,
-    prepare_tree,
 )
 from dicomsieve.model import FileOutcome
 from dicomsieve.scan.pool import read_in_workers, start_server
 from dicomsieve.scan.read import read_with
+from dicomsieve.scan.rows import prepare_tree
 from dicomsieve.scan.walk import Candidate, walk
 from dicomsieve.settings import Settings
 
@@ -114,7 +114,7 @@ def read_for_index(path: str, settings: Settings) -> PackedOutcome:
     """What a scan's reader processes run: ``prepare_outcome(read_file(path, settings))``,
     packed for the index.
 
-    The rows come straight from the header (:func:`~dicomsieve.index.store.prepare_tree`)
+    The rows come straight from the header (:func:`~dicomsieve.scan.rows.prepare_tree`)
     without the record in between, which costs more than the rest of the read; plain
     tuples (:func:`~dicomsieve.index.store.pack_outcome`) cost the writer less to unpickle.
     """
