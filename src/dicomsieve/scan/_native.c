@@ -739,6 +739,32 @@ static PyObject *decode_binary_value(const unsigned char *p, Py_ssize_t n, char 
     return out;
 }
 
+/* The class of a value's VR (a str) for both decoders, VR_DROP for one that is not two
+ * Latin-1 characters; *charset says whether its text depends on the character set. */
+static enum vr_class value_class(PyObject *vr, char *binary, int *charset) {
+    *binary = 0;
+    *charset = 0;
+    if (!PyUnicode_Check(vr) || PyUnicode_GET_LENGTH(vr) != 2 ||
+        PyUnicode_KIND(vr) != PyUnicode_1BYTE_KIND)
+        return VR_DROP;
+    const Py_UCS1 *c = PyUnicode_1BYTE_DATA(vr);
+    *charset = is_charset_vr((char)c[0], (char)c[1]);
+    return classify((char)c[0], (char)c[1], binary);
+}
+
+/* A value of class `kind` that needs no character set (or whose text decodes as Latin-1):
+ * numbers or text; nothing kept (*keep = 0) for VR_DROP. */
+static PyObject *decode_plain(const char *p, Py_ssize_t n, enum vr_class kind, char binary,
+                              int little, int *keep) {
+    if (kind == VR_DROP) {
+        *keep = 0;
+        return NULL;
+    }
+    if (kind == VR_BINARY)
+        return decode_binary_value((const unsigned char *)p, n, binary, little);
+    return decode_text_value(p, n, kind);
+}
+
 static PyObject *decode_tree(decoder *d, PyObject *tree);
 
 /* One value of a raw tree; NULL with an exception, or (with *keep == 0) nothing kept. */
@@ -753,30 +779,13 @@ static PyObject *decode_value(decoder *d, PyObject *tag, PyObject *value, int *k
             return NULL;
         if (is_raw)
             return Py_NewRef(raw);
-        if (!PyUnicode_Check(vr) || PyUnicode_GET_LENGTH(vr) != 2 ||
-            PyUnicode_KIND(vr) != PyUnicode_1BYTE_KIND) {
-            *keep = 0;
-            return NULL;
-        }
-        const Py_UCS1 *c = PyUnicode_1BYTE_DATA(vr);
         char binary;
-        enum vr_class kind = classify((char)c[0], (char)c[1], &binary);
-        const char *p = PyBytes_AS_STRING(raw);
-        Py_ssize_t n = PyBytes_GET_SIZE(raw);
-        switch (kind) {
-        case VR_DROP:
-            *keep = 0;
-            return NULL;
-        case VR_BINARY:
-            return decode_binary_value((const unsigned char *)p, n, binary, d->little);
-        case VR_DS:
-        case VR_IS:
-            return decode_text_value(p, n, kind);
-        default:
-            if (!d->latin1 && is_charset_vr((char)c[0], (char)c[1]))
-                return PyObject_CallFunctionObjArgs(d->decode_text, vr, raw, d->codec, NULL);
-            return decode_text_value(p, n, kind);
-        }
+        int charset;
+        enum vr_class kind = value_class(vr, &binary, &charset);
+        if (kind != VR_DROP && charset && !d->latin1)
+            return PyObject_CallFunctionObjArgs(d->decode_text, vr, raw, d->codec, NULL);
+        return decode_plain(PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw), kind, binary,
+                            d->little, keep);
     }
     /* the items of a sequence */
     Py_ssize_t count = PyTuple_GET_SIZE(value);
@@ -870,43 +879,27 @@ static PyObject *decode_element(walker *w, PyObject *tree, PyObject *key, PyObje
         return NULL;
     if (is_raw)
         return PyBytes_FromStringAndSize(p, n);
-    if (!PyUnicode_Check(vr) || PyUnicode_GET_LENGTH(vr) != 2 ||
-        PyUnicode_KIND(vr) != PyUnicode_1BYTE_KIND) {
-        *keep = 0;
-        return NULL;
-    }
-    const Py_UCS1 *c = PyUnicode_1BYTE_DATA(vr);
     char binary;
-    enum vr_class kind = classify((char)c[0], (char)c[1], &binary);
-    switch (kind) {
-    case VR_DROP:
-        *keep = 0;
-        return NULL;
-    case VR_BINARY:
-        return decode_binary_value((const unsigned char *)p, n, binary, d->little);
-    case VR_DS:
-    case VR_IS:
-        return decode_text_value(p, n, kind);
-    default:
-        if (is_charset_vr((char)c[0], (char)c[1]) && !plain_ascii((const unsigned char *)p, n)) {
-            PyObject *raw = raw_value(w, vr, vpos, length);
-            if (raw == NULL)
-                return NULL;
-            if (w->deferred == NULL && (w->deferred = PyList_New(0)) == NULL) {
-                Py_DECREF(raw);
-                return NULL;
-            }
-            PyObject *entry = PyTuple_Pack(3, tree, key, raw);
-            int err = entry == NULL ? -1 : PyList_Append(w->deferred, entry);
-            Py_XDECREF(entry);
-            if (err < 0) {
-                Py_DECREF(raw);
-                return NULL;
-            }
-            return raw;
+    int charset;
+    enum vr_class kind = value_class(vr, &binary, &charset);
+    if (kind != VR_DROP && charset && !plain_ascii((const unsigned char *)p, n)) {
+        PyObject *raw = raw_value(w, vr, vpos, length);
+        if (raw == NULL)
+            return NULL;
+        if (w->deferred == NULL && (w->deferred = PyList_New(0)) == NULL) {
+            Py_DECREF(raw);
+            return NULL;
         }
-        return decode_text_value(p, n, kind);
+        PyObject *entry = PyTuple_Pack(3, tree, key, raw);
+        int err = entry == NULL ? -1 : PyList_Append(w->deferred, entry);
+        Py_XDECREF(entry);
+        if (err < 0) {
+            Py_DECREF(raw);
+            return NULL;
+        }
+        return raw;
     }
+    return decode_plain(p, n, kind, binary, d->little, keep);
 }
 
 PyDoc_STRVAR(walk_decoded_doc,
