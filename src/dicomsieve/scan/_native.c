@@ -456,53 +456,6 @@ done:
     return rc;
 }
 
-PyDoc_STRVAR(walk_doc,
-             "walk(buffer, size, pos, little, explicit, spec, max_depth, vr_of, pixel_tags, "
-             "presence)\n--\n\n"
-             "Walk the dataset in ``buffer`` (the first bytes of a file of ``size`` bytes) from "
-             "``pos``\nto the pixel data; see the module source for the result.");
-
-static PyObject *walk(PyObject *module, PyObject *args) {
-    (void)module;
-    Py_buffer view;
-    unsigned long long size, pos;
-    int little, explicit_vr;
-    long max_depth;
-    PyObject *spec, *vr_of, *pixel_tags, *presence;
-    if (!PyArg_ParseTuple(args, "y*KKppO!lO!O!O:walk", &view, &size, &pos, &little, &explicit_vr,
-                          &PyDict_Type, &spec, &max_depth, &PyDict_Type, &vr_of,
-                          &PyFrozenSet_Type, &pixel_tags, &presence))
-        return NULL;
-    walker w = {
-        .buf = view.buf,
-        .buflen = (uint64_t)view.len,
-        .size = size,
-        .little = little,
-        .explicit_vr = explicit_vr,
-        .max_depth = max_depth,
-        .vr_of = vr_of,
-        .pixel_tags = pixel_tags,
-        .presence = presence,
-    };
-    PyObject *result = NULL;
-    if (w.buflen > w.size) {
-        PyErr_SetString(PyExc_ValueError, "the buffer is longer than the file");
-    } else {
-        PyObject *tree = NULL;
-        uint64_t end;
-        int rc = dataset(&w, pos, 0, 0, spec, 0, &tree, &end);
-        PyObject *ok = rc != OK ? NULL
-                                : Py_BuildValue("(iNO)", 0, tree,
-                                                w.pixel != NULL ? w.pixel : Py_None);
-        result = report(&w, rc, ok);
-    }
-    Py_XDECREF(w.pixel);
-    Py_XDECREF(w.message);
-    PyBuffer_Release(&view);
-    return result;
-}
-
-
 /* ------------------------------------------------------------------ decode() */
 
 /* What _decode_tree does with a value of each VR. */
@@ -902,6 +855,12 @@ static PyObject *decode_element(walker *w, PyObject *tree, PyObject *key, PyObje
     return decode_plain(p, n, kind, binary, d->little, keep);
 }
 
+PyDoc_STRVAR(walk_doc,
+             "walk(buffer, size, pos, little, explicit, spec, max_depth, vr_of, pixel_tags, "
+             "presence)\n--\n\n"
+             "Walk the dataset in ``buffer`` (the first bytes of a file of ``size`` bytes) from "
+             "``pos``\nto the pixel data; see the module source for the result.");
+
 PyDoc_STRVAR(walk_decoded_doc,
              "walk_decoded(buffer, size, pos, little, explicit, spec, max_depth, vr_of, "
              "pixel_tags, presence, raw_tags)\n--\n\n"
@@ -911,17 +870,24 @@ PyDoc_STRVAR(walk_decoded_doc,
              "of (tree, tag, (vr,\nbytes)) of text left raw in ``tree`` until the character "
              "set is known.");
 
-static PyObject *walk_decoded(PyObject *module, PyObject *args) {
-    (void)module;
+/* walk() and walk_decoded(): one walk; with `decoding`, the values are decoded as they
+ * are read, raw_tags is the last argument and the result has charset and deferred. */
+static PyObject *walk_with(PyObject *args, int decoding) {
     Py_buffer view;
     unsigned long long size, pos;
     int little, explicit_vr;
     long max_depth;
-    PyObject *spec, *vr_of, *pixel_tags, *presence, *raw_tags;
-    if (!PyArg_ParseTuple(args, "y*KKppO!lO!O!OO!:walk_decoded", &view, &size, &pos, &little,
-                          &explicit_vr, &PyDict_Type, &spec, &max_depth, &PyDict_Type, &vr_of,
-                          &PyFrozenSet_Type, &pixel_tags, &presence, &PyFrozenSet_Type,
-                          &raw_tags))
+    PyObject *spec, *vr_of, *pixel_tags, *presence, *raw_tags = NULL;
+    int parsed =
+        decoding
+            ? PyArg_ParseTuple(args, "y*KKppO!lO!O!OO!:walk_decoded", &view, &size, &pos,
+                               &little, &explicit_vr, &PyDict_Type, &spec, &max_depth,
+                               &PyDict_Type, &vr_of, &PyFrozenSet_Type, &pixel_tags, &presence,
+                               &PyFrozenSet_Type, &raw_tags)
+            : PyArg_ParseTuple(args, "y*KKppO!lO!O!O:walk", &view, &size, &pos, &little,
+                               &explicit_vr, &PyDict_Type, &spec, &max_depth, &PyDict_Type,
+                               &vr_of, &PyFrozenSet_Type, &pixel_tags, &presence);
+    if (!parsed)
         return NULL;
     decoder d = {.little = little, .raw_tags = raw_tags};
     walker w = {
@@ -934,7 +900,7 @@ static PyObject *walk_decoded(PyObject *module, PyObject *args) {
         .vr_of = vr_of,
         .pixel_tags = pixel_tags,
         .presence = presence,
-        .dec = &d,
+        .dec = decoding ? &d : NULL,
     };
     PyObject *result = NULL;
     if (w.buflen > w.size) {
@@ -943,11 +909,14 @@ static PyObject *walk_decoded(PyObject *module, PyObject *args) {
         PyObject *tree = NULL;
         uint64_t end;
         int rc = dataset(&w, pos, 0, 0, spec, 0, &tree, &end);
-        PyObject *ok = rc != OK ? NULL
-                                : Py_BuildValue("(iNOOO)", 0, tree,
-                                                w.pixel != NULL ? w.pixel : Py_None,
-                                                w.charset != NULL ? w.charset : Py_None,
-                                                w.deferred != NULL ? w.deferred : Py_None);
+        PyObject *ok = NULL;
+        if (rc == OK) {
+            PyObject *pixel = w.pixel != NULL ? w.pixel : Py_None;
+            ok = decoding ? Py_BuildValue("(iNOOO)", 0, tree, pixel,
+                                          w.charset != NULL ? w.charset : Py_None,
+                                          w.deferred != NULL ? w.deferred : Py_None)
+                          : Py_BuildValue("(iNO)", 0, tree, pixel);
+        }
         result = report(&w, rc, ok);
     }
     Py_XDECREF(w.pixel);
@@ -956,6 +925,16 @@ static PyObject *walk_decoded(PyObject *module, PyObject *args) {
     Py_XDECREF(w.deferred);
     PyBuffer_Release(&view);
     return result;
+}
+
+static PyObject *walk(PyObject *module, PyObject *args) {
+    (void)module;
+    return walk_with(args, 0);
+}
+
+static PyObject *walk_decoded(PyObject *module, PyObject *args) {
+    (void)module;
+    return walk_with(args, 1);
 }
 
 /* -------------------------------------------------------------------- json() */
