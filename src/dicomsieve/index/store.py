@@ -78,11 +78,6 @@ _PIXEL_COLUMNS: Final = {
     "pixel_deflated": "deflated",
 }
 # Built once: the statements that run for every file.
-_INSTANCE_INSERT_COLUMNS: Final = (
-    ["file_ref", "series_ref", "duplicate_of"]
-    + [n for n, _ in INSTANCE_COLUMNS if n not in _PIXEL_COLUMNS]
-    + [n for n, _ in INSTANCE_COLUMNS if n in _PIXEL_COLUMNS]
-)
 _INSERT_NEW_FILE: Final = (
     "INSERT INTO files (id, last_run, path, size, mtime_ns, inode, device, state, code, "
     "message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -94,8 +89,7 @@ _INSERT_NEW_FILE_PLAIN: Final = (
 )
 # Values bound to one IN (...) list: below SQLite's oldest default limit of 999.
 _MAX_PARAMETERS: Final = 500
-# One C call fetches every column's value (the record columns first, then the pixel
-# columns, in the order of _INSTANCE_INSERT_COLUMNS).
+# An instance row: the record columns first, then the pixel columns.
 RECORD_COLUMN_NAMES: Final = [n for n, _ in INSTANCE_COLUMNS if n not in _PIXEL_COLUMNS]
 _PIXEL_COLUMN_NAMES: Final = [n for n, _ in INSTANCE_COLUMNS if n in _PIXEL_COLUMNS]
 _RECORD_GETTER: Final = operator.attrgetter(*RECORD_COLUMN_NAMES)
@@ -111,7 +105,7 @@ def pixel_values(pixel: PixelDataInfo | None) -> tuple[object, ...]:
 _FRAME_GETTER: Final = operator.attrgetter(*(n for n, _ in FRAME_COLUMNS))
 _FRAME_INSERT_COLUMNS: Final = tuple(n for n, _ in FRAME_COLUMNS)
 # The columns an instance row and a frame row fill, in the order of their values.
-_INSTANCE_ROW_COLUMNS: Final = tuple(_INSTANCE_INSERT_COLUMNS[3:])
+_INSTANCE_ROW_COLUMNS: Final = (*RECORD_COLUMN_NAMES, *_PIXEL_COLUMN_NAMES)
 # The instance columns before the row's: the ids the writer sets, and duplicate_of for
 # a duplicate (left NULL, not bound, for the others).
 _INSTANCE_LEAD: Final[tuple[str, ...]] = ("file_ref", "series_ref")
@@ -266,6 +260,12 @@ def _insert_sql(table: str, lead: tuple[str, ...], columns: tuple[str, ...], mas
     """
     names = [*lead, *(name for n, name in enumerate(columns) if mask >> n & 1)]
     return f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+
+
+def _insert_frames(db: sqlite3.Connection, groups: dict[int, list[tuple[object, ...]]]) -> None:
+    """Insert ``frames`` rows grouped by their mask (see :data:`Compact`), a statement each."""
+    for mask, rows in groups.items():
+        db.executemany(_insert_sql("frames", _FRAME_LEAD, _FRAME_INSERT_COLUMNS, mask), rows)
 
 
 def default_db_path() -> Path:
@@ -628,8 +628,7 @@ class Index:
             lead = _NEW_DUPLICATE_LEAD if key & duplicate_bit else _NEW_INSTANCE_LEAD
             sql = _insert_sql("instances", lead, _INSTANCE_ROW_COLUMNS, key & ~duplicate_bit)
             db.executemany(sql, rows)
-        for key, rows in frame_rows.items():
-            db.executemany(_insert_sql("frames", _FRAME_LEAD, _FRAME_INSERT_COLUMNS, key), rows)
+        _insert_frames(db, frame_rows)
         if flag_rows:
             db.executemany("INSERT INTO file_flags (file_ref, code) VALUES (?, ?)", flag_rows)
         return stored
@@ -684,8 +683,7 @@ class Index:
             frame_rows: dict[int, list[tuple[object, ...]]] = {}
             for frame_mask, frame in frames:
                 frame_rows.setdefault(frame_mask, []).append((instance_id, *frame))
-            for key, rows in frame_rows.items():
-                db.executemany(_insert_sql("frames", _FRAME_LEAD, _FRAME_INSERT_COLUMNS, key), rows)
+            _insert_frames(db, frame_rows)
         db.execute("DELETE FROM file_flags WHERE file_ref = ?", (file_id,))
         if flags:
             db.executemany(
