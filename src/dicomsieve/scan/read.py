@@ -13,6 +13,7 @@ import os
 import stat
 import struct
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Final, TypeVar, cast
 
 from dicomsieve.codes import ErrorCode, FileState, FlagCode, IgnoreRule
@@ -178,12 +179,7 @@ def read_file(path: str, settings: Settings) -> FileOutcome:
         ``ignored`` (not a regular file, a media directory) or ``error`` with a code.
     """
     outcome, record = read_with(path, settings, build_instance)
-    if record is None:
-        return outcome
-    return FileOutcome(
-        outcome.path, outcome.state, outcome.size, outcome.mtime_ns, outcome.inode,
-        outcome.device, outcome.code, outcome.message, outcome.flags, record,
-    )  # fmt: skip
+    return outcome if record is None else replace(outcome, instance=record)
 
 
 def read_with(
