@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Mapping
+import os
+from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final
 
@@ -25,11 +26,13 @@ from dicomsieve._version import __version__
 
 # The functions named like subpackages are bound now: importing a submodule such as
 # ``dicomsieve.scan.read`` sets the package attribute to the subpackage, and a lazy
-# lookup would then never run. ``load`` is a thin function over the loader, so that
-# ``import dicomsieve`` (and so every command and scan worker) does not import numpy;
-# its subpackage is imported first, so that no later import rebinds the name.
+# lookup would then never run. ``scan`` and ``load`` are thin functions over the
+# scanner and the loader, so that ``import dicomsieve`` (and so every command) imports
+# neither the readers and the index nor numpy: a command that reads files starts the
+# readers' fork server first, and its own imports then overlap the server's start.
+# Their subpackages are imported first, so that no later import rebinds the names.
 importlib.import_module("dicomsieve.load")
-from dicomsieve.scan.scanner import scan  # noqa: E402
+importlib.import_module("dicomsieve.scan")
 
 if TYPE_CHECKING:
     from dicomsieve.api import ConversionResult, convert, examine
@@ -107,6 +110,23 @@ _EXPORTS: Final[Mapping[str, str]] = MappingProxyType(
 
 
 __getattr__ = lazy_attributes(__name__, _EXPORTS, globals())
+
+
+def scan(
+    paths: Sequence[str | os.PathLike[str]],
+    index: Index,
+    settings: Settings | None = None,
+    *,
+    progress: Callable[[ScanSummary], None] | None = None,
+) -> ScanSummary:
+    """Scan files and folders into ``index``.
+
+    The whole description, parameters and result are those of
+    :func:`dicomsieve.scan.scanner.scan`, which this calls.
+    """
+    from dicomsieve.scan.scanner import scan as scan_files
+
+    return scan_files(paths, index, settings, progress=progress)
 
 
 def load(

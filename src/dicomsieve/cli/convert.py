@@ -18,8 +18,7 @@ from dicomsieve.cli.options import (
     progress_console,
 )
 from dicomsieve.errors import ConfigError
-from dicomsieve.scan.pool import start_server
-from dicomsieve.scan.scanner import scan
+from dicomsieve.scan.server import start_server
 from dicomsieve.settings import Settings
 from dicomsieve.write import FORMATS
 from dicomsieve.write.names import DEFAULT_TEMPLATE, FIELDS, check_template
@@ -129,6 +128,7 @@ def _run(
     name_template: str,
     overwrite: bool,
 ) -> ConversionResult:
+    from dicomsieve import scan
     from dicomsieve.api import convert_examination, examine_index
 
     if paths:

@@ -10,8 +10,7 @@ import click
 
 from dicomsieve.cli.options import db_option, index_for, jobs_option, json_option
 from dicomsieve.codes import Level
-from dicomsieve.scan.pool import start_server
-from dicomsieve.scan.scanner import scan
+from dicomsieve.scan.server import start_server
 from dicomsieve.settings import Settings
 
 if TYPE_CHECKING:
@@ -54,6 +53,7 @@ def examine_command(
 def _run(
     index: Index, paths: tuple[Path, ...], series_uid: str | None, settings: Settings
 ) -> Examination:
+    from dicomsieve import scan
     from dicomsieve.api import examine_index
 
     if paths:

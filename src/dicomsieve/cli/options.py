@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from dicomsieve.index.store import Index, default_db_path
-
 if TYPE_CHECKING:
     from rich.console import Console
+
+    from dicomsieve.index.store import Index
 
 __all__ = ["db_option", "index_for", "jobs_option", "json_option", "open_index"]
 
@@ -42,6 +42,10 @@ def json_option(func: F) -> F:
 
 def open_index(db: Path | None) -> Index:
     """Open the index at ``db`` or at the default location."""
+    # Imported here: a command that reads files starts the readers' fork server
+    # before it imports the index (see dicomsieve.scan.server).
+    from dicomsieve.index.store import Index, default_db_path
+
     return Index(db if db is not None else default_db_path())
 
 
@@ -62,6 +66,8 @@ def index_for(paths: Sequence[Path], db: Path | None) -> Iterator[Index]:
     """The index a command works on: a temporary one (deleted afterwards) when PATHS are
     given without --db, else the one at --db or the default location."""
     if paths and db is None:
+        from dicomsieve.index.store import Index
+
         with (
             tempfile.TemporaryDirectory(prefix="dicomsieve-") as tmp,
             Index(Path(tmp) / "index.sqlite") as index,

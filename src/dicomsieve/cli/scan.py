@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -15,8 +16,11 @@ from dicomsieve.cli.options import (
     open_index,
     progress_console,
 )
-from dicomsieve.scan.scanner import ScanSummary, scan
+from dicomsieve.scan.server import start_server
 from dicomsieve.settings import Settings
+
+if TYPE_CHECKING:
+    from dicomsieve.scan.scanner import ScanSummary
 
 __all__ = ["scan_command"]
 
@@ -52,6 +56,9 @@ def scan_command(
     the folder). Each file ends in one state: indexed, unchanged, not_dicom, error (with
     a code) or ignored (with a rule). Rescans read only what changed.
     """
+    start_server()  # its interpreter imports the readers while this one imports the scan
+    from dicomsieve import scan
+
     settings = Settings(
         jobs=jobs, file_timeout_s=timeout, follow_symlinks_outside_root=follow_outside_links
     )

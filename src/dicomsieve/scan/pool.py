@@ -15,9 +15,7 @@ import contextlib
 import multiprocessing
 import multiprocessing.connection
 import os
-import sys
 import time
-import types
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +25,7 @@ from typing import Any, TypeVar
 from dicomsieve.codes import ErrorCode, FileState
 from dicomsieve.errors import ScanError
 from dicomsieve.model import FileOutcome
+from dicomsieve.scan.server import main_module_hidden, reader_context
 from dicomsieve.settings import Settings
 
 __all__ = ["read_in_workers"]
@@ -124,7 +123,7 @@ class _Pool:
             daemon=True,
             name="dicomsieve-reader",
         )
-        with _main_module_hidden():
+        with main_module_hidden():
             process.start()
         child.close()
         # Wait for the worker to say it runs: a worker that cannot start is a setup
@@ -162,52 +161,8 @@ class _Pool:
             self.retire(worker, kill=True)
 
 
-@contextlib.contextmanager
-def _main_module_hidden() -> Iterator[None]:
-    """Start a worker without the caller's main module.
-
-    multiprocessing tells a new process to import the parent's ``__main__`` again (so
-    that functions defined there can be found). Workers only run dicomsieve's own code,
-    and importing the caller's script again would run it again when it has no
-    ``if __name__ == "__main__":`` guard, or fail for a script read from stdin. The
-    main module is swapped for an empty one while the process is started.
-    """
-    main = sys.modules.get("__main__")
-    sys.modules["__main__"] = types.ModuleType("__main__")
-    try:
-        yield
-    finally:
-        if main is not None:
-            sys.modules["__main__"] = main
-
-
 def _failed(path: str, code: ErrorCode, message: str) -> FileOutcome:
     return FileOutcome(path=path, state=FileState.ERROR, code=code, message=message)
-
-
-def start_server() -> None:
-    """Start the fork server of the readers now, without waiting for it.
-
-    Starting it imports the readers in a new interpreter (about 0.1 s); a scan calls
-    this before it walks the folders, so that the two overlap. Without a fork server
-    (platforms that only spawn) this does nothing.
-    """
-    if _context().get_start_method() != "forkserver":  # pragma: no cover
-        return
-    from multiprocessing import forkserver
-
-    with _main_module_hidden():
-        forkserver.ensure_running()
-
-
-def _context() -> Any:
-    if "forkserver" not in multiprocessing.get_all_start_methods():  # pragma: no cover
-        return multiprocessing.get_context("spawn")
-    # forkserver: workers fork from a clean server process, not from a parent that
-    # may hold threads (progress bars) or database connections.
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["dicomsieve.scan.scanner"])
-    return ctx
 
 
 def read_in_workers(
@@ -246,7 +201,7 @@ def read_in_workers(
             if batch:
                 pending.append(batch)
 
-    pool = _Pool(settings, _context(), reader)
+    pool = _Pool(settings, reader_context(), reader)
     try:
         refill()
         if not pending:

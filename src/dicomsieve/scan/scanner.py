@@ -18,9 +18,10 @@ from dicomsieve.index.store import (
     pack_outcome,
 )
 from dicomsieve.model import FileOutcome
-from dicomsieve.scan.pool import read_in_workers, start_server
+from dicomsieve.scan.pool import read_in_workers
 from dicomsieve.scan.read import read_with
 from dicomsieve.scan.rows import prepare_tree
+from dicomsieve.scan.server import start_server
 from dicomsieve.scan.walk import Candidate, walk
 from dicomsieve.settings import Settings
 

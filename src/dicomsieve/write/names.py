@@ -11,10 +11,12 @@ from __future__ import annotations
 import re
 import string
 from collections.abc import Mapping
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from dicomsieve.errors import ConfigError
-from dicomsieve.loadables.model import Loadable
+
+if TYPE_CHECKING:
+    from dicomsieve.loadables.model import Loadable
 
 __all__ = ["DEFAULT_TEMPLATE", "FIELDS", "output_stem", "safe_component"]
 
