@@ -1492,6 +1492,68 @@ done:
     return result;
 }
 
+/* ----------------------------------------------------------------- compact() */
+
+PyDoc_STRVAR(compact_doc,
+             "compact(row)\n--\n\n"
+             "``(mask, values)``: the values of the sequence ``row`` that are not None, in "
+             "order and with True\nand False as 1 and 0, and the int whose bit n is set "
+             "where ``row[n]`` was kept\n(index/store.py's compact_row).");
+
+static PyObject *compact(PyObject *module, PyObject *row) {
+    (void)module;
+    PyObject *seq = PySequence_Fast(row, "compact() needs a sequence");
+    if (seq == NULL)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    Py_ssize_t kept = 0;
+    for (Py_ssize_t i = 0; i < n; i++)
+        kept += items[i] != Py_None;
+    PyObject *values = PyTuple_New(kept);
+    PyObject *mask = NULL, *result = NULL;
+    if (values == NULL)
+        goto done;
+    /* The first 64 columns go into a machine word; any further ones (no index row has
+       them today) are or-ed into the Python int one by one. */
+    unsigned long long low = 0;
+    Py_ssize_t k = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *value = items[i];
+        if (value == Py_None)
+            continue;
+        if (i < 64)
+            low |= 1ULL << i;
+        PyObject *stored = value == Py_True    ? PyLong_FromLong(1)
+                           : value == Py_False ? PyLong_FromLong(0)
+                                               : Py_NewRef(value);
+        if (stored == NULL)
+            goto done;
+        PyTuple_SET_ITEM(values, k++, stored);
+    }
+    if ((mask = PyLong_FromUnsignedLongLong(low)) == NULL)
+        goto done;
+    for (Py_ssize_t i = 64; i < n; i++) {
+        if (items[i] == Py_None)
+            continue;
+        PyObject *one = PyLong_FromLong(1), *shift = PyLong_FromSsize_t(i);
+        PyObject *bit = one != NULL && shift != NULL ? PyNumber_Lshift(one, shift) : NULL;
+        Py_XDECREF(one);
+        Py_XDECREF(shift);
+        PyObject *wider = bit != NULL ? PyNumber_Or(mask, bit) : NULL;
+        Py_XDECREF(bit);
+        Py_SETREF(mask, wider);
+        if (mask == NULL)
+            goto done;
+    }
+    result = PyTuple_Pack(2, mask, values);
+done:
+    Py_XDECREF(mask);
+    Py_XDECREF(values);
+    Py_DECREF(seq);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"walk", walk, METH_VARARGS, walk_doc},
     {"walk_decoded", walk_decoded, METH_VARARGS, walk_decoded_doc},
@@ -1500,6 +1562,7 @@ static PyMethodDef methods[] = {
     {"meta", meta, METH_VARARGS, meta_doc},
     {"json", json, METH_O, json_doc},
     {"has_creator", has_creator, METH_VARARGS, has_creator_doc},
+    {"compact", compact, METH_O, compact_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,6 +1,6 @@
 """Types of the C element walk (``_native.c``); see ``fastread._walk_natively``."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 def walk(
@@ -44,3 +44,4 @@ def walk_decoded(
     raw_tags: frozenset[int],
     /,
 ) -> tuple[Any, ...]: ...
+def compact(row: Sequence[object], /) -> tuple[int, tuple[object, ...]]: ...

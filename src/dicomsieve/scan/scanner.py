@@ -20,7 +20,7 @@ from dicomsieve.index.store import (
 from dicomsieve.model import FileOutcome
 from dicomsieve.scan.pool import read_in_workers
 from dicomsieve.scan.read import read_with
-from dicomsieve.scan.rows import prepare_tree
+from dicomsieve.scan.rows import native_compact, prepare_tree
 from dicomsieve.scan.server import start_server
 from dicomsieve.scan.walk import Candidate, walk
 from dicomsieve.settings import Settings
@@ -119,7 +119,7 @@ def read_for_index(path: str, settings: Settings) -> PackedOutcome:
     without the record in between, which costs more than the rest of the read; plain
     tuples (:func:`~dicomsieve.index.store.pack_outcome`) cost the writer less to unpickle.
     """
-    return pack_outcome(PreparedOutcome(*read_with(path, settings, prepare_tree)))
+    return pack_outcome(PreparedOutcome(*read_with(path, settings, prepare_tree)), native_compact)
 
 
 def _unchanged(candidate: Candidate, known: FileRow) -> bool:
