@@ -26,7 +26,7 @@ from dicomsieve.codes import FileState
 from dicomsieve.index.store import PreparedOutcome, pack_outcome, prepare_outcome
 from dicomsieve.model import FileOutcome, PixelDataInfo
 from dicomsieve.scan import ge, record, siemens, uih
-from dicomsieve.scan.read import read_file, read_with
+from dicomsieve.scan.read import file_outcome, read_file, read_with
 from dicomsieve.scan.record import (
     PER_FRAME_GROUPS,
     PLAIN_FIELDS,
@@ -62,9 +62,11 @@ class _Counts:
 def _same(path: Path, settings: Settings, counts: _Counts) -> bool:
     """Whether both ways of preparing ``path`` give exactly the reference."""
     reference = prepare_outcome(read_file(str(path), settings))
-    read_with(str(path), settings, counts.build)
-    python = PreparedOutcome(*read_with(str(path), settings, partial(prepare_tree, native=False)))
-    native = PreparedOutcome(*read_with(str(path), settings, prepare_tree))
+    read_with(str(path), settings, counts.build, file_outcome)
+    python = PreparedOutcome(
+        *read_with(str(path), settings, partial(prepare_tree, native=False), file_outcome)
+    )
+    native = PreparedOutcome(*read_with(str(path), settings, prepare_tree, file_outcome))
     wanted = repr(reference)
     # What the readers send: the same rows, packed (the form of Index.write_packed).
     sent = read_for_index(str(path), settings)

@@ -34,7 +34,15 @@ from typing import (
 )
 
 from dicomsieve._jsontext import to_json
-from dicomsieve.codes import FileState, FlagCode, Level, LoadableKind, WarningCode
+from dicomsieve.codes import (
+    ErrorCode,
+    FileState,
+    FlagCode,
+    IgnoreRule,
+    Level,
+    LoadableKind,
+    WarningCode,
+)
 from dicomsieve.errors import IndexDbError
 from dicomsieve.index.schema import (
     FRAME_COLUMNS,
@@ -64,6 +72,8 @@ __all__ = [
     "StoredInstance",
     "compact_row",
     "default_db_path",
+    "pack_file",
+    "pack_instance",
     "pack_outcome",
     "prepare_outcome",
 ]
@@ -211,7 +221,8 @@ def pack_outcome(
 ) -> PackedOutcome:
     """An outcome as the plain values that :meth:`Index.write_packed` stores.
 
-    A scan runs this in its reader processes. Plain tuples, strings and numbers unpickle
+    A scan's reader processes make these (:func:`pack_file` and :func:`pack_instance`,
+    without the outcome in between). Plain tuples, strings and numbers unpickle
     without a call to any Python-level constructor (no enum, dataclass or named tuple),
     and a row without its NULLs binds fewer parameters: ``sqlite3`` looks for an adapter
     for every ``None`` and ``bool`` it binds, a dictionary lookup and two attribute
@@ -221,26 +232,42 @@ def pack_outcome(
     ``compact`` does what :func:`compact_row` does (the default), faster: a scan's
     readers pass the C one (``_native.compact``).
     """
-    compact = compact or compact_row
-    prepared = outcome if isinstance(outcome, PreparedOutcome) else prepare_outcome(outcome)
-    bare, instance = prepared
-    code = bare.code
-    values: FileValues = (
+    bare, instance = outcome if isinstance(outcome, PreparedOutcome) else prepare_outcome(outcome)
+    values, flags = pack_file(
         bare.path, bare.size, bare.mtime_ns, bare.inode, bare.device,
-        str(bare.state), None if code is None else str(code), bare.message,
+        bare.state, bare.code, bare.message, bare.flags,
     )  # fmt: skip
-    flags = tuple([str(flag) for flag in bare.flags])
-    if instance is None:
-        return values, flags, None
+    return values, flags, None if instance is None else pack_instance(instance, compact)
+
+
+def pack_file(
+    path: str,
+    size: int | None,
+    mtime_ns: int | None,
+    inode: int | None,
+    device: int | None,
+    state: FileState,
+    code: ErrorCode | IgnoreRule | None,
+    message: str | None,
+    flags: Sequence[FlagCode],
+) -> tuple[FileValues, tuple[str, ...]]:
+    """A file's ``files`` values and its flags, as :func:`pack_outcome` packs them."""
     return (
-        values,
-        flags,
-        (
-            instance.sop_instance_uid,
-            (*instance.series,),
-            compact(instance.row),
-            tuple([compact(frame) for frame in instance.frames]),
-        ),
+        path, size, mtime_ns, inode, device, str(state), None if code is None else str(code),
+        message,
+    ), tuple([str(flag) for flag in flags])  # fmt: skip
+
+
+def pack_instance(
+    instance: PreparedInstance, compact: Callable[[Sequence[object]], Compact] | None = None
+) -> PackedInstance:
+    """An instance's rows, as :func:`pack_outcome` packs them."""
+    compact = compact or compact_row
+    return (
+        instance.sop_instance_uid,
+        (*instance.series,),
+        compact(instance.row),
+        tuple([compact(frame) for frame in instance.frames]),
     )
 
 

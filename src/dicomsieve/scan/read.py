@@ -14,7 +14,7 @@ import stat
 import struct
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Final, TypeVar, cast
+from typing import Final, Protocol, TypeVar, cast
 
 from dicomsieve.codes import ErrorCode, FileState, FlagCode, IgnoreRule
 from dicomsieve.model import FileOutcome, PixelDataInfo
@@ -31,9 +31,27 @@ from dicomsieve.scan.record import PLAIN_FIELDS, build_instance, extract
 from dicomsieve.scan.tags import HeaderTree
 from dicomsieve.settings import Settings
 
-__all__ = ["read_file", "read_with", "sniff"]
+__all__ = ["OutcomeMaker", "file_outcome", "read_file", "read_with", "sniff"]
 
 Built = TypeVar("Built")
+Made = TypeVar("Made")
+Made_co = TypeVar("Made_co", covariant=True)
+
+
+class OutcomeMaker(Protocol[Made_co]):
+    """What makes a file's outcome of what a read found: :func:`file_outcome`, or a
+    maker of the values a scan stores (without the outcome in between)."""
+
+    def __call__(
+        self,
+        path: str,
+        st: os.stat_result | None,
+        state: FileState,
+        code: ErrorCode | IgnoreRule | None = None,
+        message: str | None = None,
+        flags: tuple[FlagCode, ...] = (),
+    ) -> Made_co: ...
+
 
 MEDIA_STORAGE_DIRECTORY: Final = "1.2.840.10008.1.3.10"
 _ERROR: Final = FileState.ERROR
@@ -74,7 +92,7 @@ def sniff(head: bytes) -> tuple[str, bool | None]:
     return "not_dicom", None
 
 
-def _outcome(
+def file_outcome(
     path: str,
     st: os.stat_result | None,
     state: FileState,
@@ -178,7 +196,7 @@ def read_file(path: str, settings: Settings) -> FileOutcome:
         ``indexed`` with an :class:`~dicomsieve.model.InstanceRecord`, ``not_dicom``,
         ``ignored`` (not a regular file, a media directory) or ``error`` with a code.
     """
-    outcome, record = read_with(path, settings, build_instance)
+    outcome, record = read_with(path, settings, build_instance, file_outcome)
     return outcome if record is None else replace(outcome, instance=record)
 
 
@@ -186,8 +204,10 @@ def read_with(
     path: str,
     settings: Settings,
     build: Callable[[HeaderTree, str | None, PixelDataInfo | None], Built | None],
-) -> tuple[FileOutcome, Built | None]:
-    """:func:`read_file` with another builder than the record's. Never raises for a bad file.
+    outcome: OutcomeMaker[Made],
+) -> tuple[Made, Built | None]:
+    """:func:`read_file` with other makers than the record's and the outcome's. Never
+    raises for a bad file.
 
     Parameters
     ----------
@@ -197,21 +217,25 @@ def read_with(
         Called as :func:`~dicomsieve.scan.record.build_instance` is, on the header
         tree, transfer syntax and pixel data position; it returns ``None`` exactly
         when ``build_instance`` would (an identifying UID is missing).
+    outcome
+        Called as :func:`file_outcome` is, once, with the file's state; a scan passes
+        one that makes the values it stores.
 
     Returns
     -------
     tuple
-        The outcome, as :func:`read_file` gives it but without a record, and what
-        ``build`` made of the file when it is ``indexed`` (else ``None``).
+        What ``outcome`` made (with :func:`file_outcome`: the outcome :func:`read_file`
+        gives, without a record), and what ``build`` made of the file when it is
+        ``indexed`` (else ``None``).
     """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
-        return _outcome(
+        return outcome(
             path, None, _ERROR, ErrorCode.FILE_VANISHED, "the file disappeared before it was read"
         ), None
     except OSError as exc:
-        return _outcome(
+        return outcome(
             path,
             None,
             _ERROR,
@@ -222,18 +246,18 @@ def read_with(
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            return _outcome(path, st, FileState.IGNORED, IgnoreRule.NOT_REGULAR_FILE), None
-        return _read_open_file(fd, path, st, settings, build)
+            return outcome(path, st, FileState.IGNORED, IgnoreRule.NOT_REGULAR_FILE), None
+        return _read_open_file(fd, path, st, settings, build, outcome)
     except MemoryError:
-        return _outcome(
+        return outcome(
             path, st, _ERROR, ErrorCode.PARSE_MEMORY, "reading needed more memory than allowed"
         ), None
     except RecursionError:
-        return _outcome(
+        return outcome(
             path, st, _ERROR, ErrorCode.PARSE_TOO_DEEP, "sequences nested too deep"
         ), None
     except OSError as exc:
-        return _outcome(
+        return outcome(
             path,
             st,
             _ERROR,
@@ -241,7 +265,7 @@ def read_with(
             f"read failed: {errno.errorcode.get(exc.errno or 0, 'error')}",
         ), None
     except Exception as exc:  # a reader bug must cost one file, not the scan
-        return _outcome(
+        return outcome(
             path, st, _ERROR, ErrorCode.PARSE_ERROR, f"unexpected {type(exc).__name__}"
         ), None
     finally:
@@ -254,12 +278,13 @@ def _read_open_file(
     st: os.stat_result,
     settings: Settings,
     build: Callable[[HeaderTree, str | None, PixelDataInfo | None], Built | None],
-) -> tuple[FileOutcome, Built | None]:
+    outcome: OutcomeMaker[Made],
+) -> tuple[Made, Built | None]:
     size = st.st_size
     head = os.read(fd, settings.header_chunk_bytes)
     kind, explicit = sniff(head)
     if kind == "not_dicom":
-        return _outcome(path, st, FileState.NOT_DICOM), None
+        return outcome(path, st, FileState.NOT_DICOM), None
     flags: list[FlagCode] = []
     if kind == "part10" and head.startswith(_EXECUTABLE_MAGICS):
         flags.append(FlagCode.SEC_EXECUTABLE_PREAMBLE)
@@ -284,13 +309,13 @@ def _read_open_file(
                 path, size=size, raw=kind == "raw", max_depth=depth, inflate_cap=cap
             )
         if header.media_storage_sop_class == MEDIA_STORAGE_DIRECTORY:
-            return _outcome(
+            return outcome(
                 path, st, FileState.IGNORED, IgnoreRule.MEDIA_DIRECTORY, None, (*flags,)
             ), None
         built = build(header.tree, header.transfer_syntax, header.pixel)
         if built is None:
             if header.tree.get(0x00080016) == (MEDIA_STORAGE_DIRECTORY,):
-                return _outcome(
+                return outcome(
                     path, st, FileState.IGNORED, IgnoreRule.MEDIA_DIRECTORY, None, (*flags,)
                 ), None
             raise ReadFailure(
@@ -299,5 +324,5 @@ def _read_open_file(
             )
         _check_pixels(fd, size, header)
     except ReadFailure as failure:
-        return _outcome(path, st, _ERROR, failure.code, failure.message, (*flags,)), None
-    return _outcome(path, st, FileState.INDEXED, None, None, (*flags,)), built
+        return outcome(path, st, _ERROR, failure.code, failure.message, (*flags,)), None
+    return outcome(path, st, FileState.INDEXED, None, None, (*flags,)), built

@@ -9,12 +9,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-from dicomsieve.codes import ErrorCode, FileState
+from dicomsieve.codes import ErrorCode, FileState, FlagCode, IgnoreRule
 from dicomsieve.index.store import (
     FileRow,
+    FileValues,
     Index,
     PackedOutcome,
-    PreparedOutcome,
+    pack_file,
+    pack_instance,
     pack_outcome,
 )
 from dicomsieve.model import FileOutcome
@@ -112,14 +114,33 @@ class ScanSummary:
 
 
 def read_for_index(path: str, settings: Settings) -> PackedOutcome:
-    """What a scan's reader processes run: ``prepare_outcome(read_file(path, settings))``,
-    packed for the index.
+    """What a scan's reader processes run: ``pack_outcome(prepare_outcome(read_file(path,
+    settings)))``, made without the record and the outcome in between.
 
-    The rows come straight from the header (:func:`~dicomsieve.scan.rows.prepare_tree`)
-    without the record in between, which costs more than the rest of the read; plain
-    tuples (:func:`~dicomsieve.index.store.pack_outcome`) cost the writer less to unpickle.
+    The rows come straight from the header (:func:`~dicomsieve.scan.rows.prepare_tree`),
+    which costs less than the record; the file's values come straight from the read
+    (``_file_values``), without a frozen :class:`FileOutcome` (several microseconds a
+    file); plain tuples (:func:`~dicomsieve.index.store.pack_outcome`) cost the writer
+    less to unpickle.
     """
-    return pack_outcome(PreparedOutcome(*read_with(path, settings, prepare_tree)), native_compact)
+    (values, flags), instance = read_with(path, settings, prepare_tree, _file_values)
+    return values, flags, None if instance is None else pack_instance(instance, native_compact)
+
+
+def _file_values(
+    path: str,
+    st: os.stat_result | None,
+    state: FileState,
+    code: ErrorCode | IgnoreRule | None = None,
+    message: str | None = None,
+    flags: tuple[FlagCode, ...] = (),
+) -> tuple[FileValues, tuple[str, ...]]:
+    """:func:`~dicomsieve.scan.read.file_outcome`, packed (an ``OutcomeMaker``)."""
+    if st is None:
+        return pack_file(path, None, None, None, None, state, code, message, flags)
+    return pack_file(
+        path, st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev, state, code, message, flags
+    )
 
 
 def _unchanged(candidate: Candidate, known: FileRow) -> bool:
