@@ -910,6 +910,7 @@ def render_environment(env: dict[str, Any]) -> list[str]:
         f"{env['pigz'] or 'not on PATH, internal zlib'}), SimpleITK "
         f"{env['SimpleITK'] or 'not installed (skipped)'}, dicom2nifti "
         f"{env['dicom2nifti'] or 'not installed (skipped)'}",
+        f"dicomsieve bytecode: {env['bytecode']}",
     ]
 
 

@@ -273,6 +273,7 @@ def render(report: dict[str, Any], ms: dict[str, Measurement]) -> str:
         f"Python {env['python']}, {env['cpus']} CPUs, {env['platform']}",
         f"dicomsieve {env['dicomsieve']}, pydicom {env['pydicom']}, "
         f"dcm2niix {env['dcm2niix'] or 'not installed (skipped)'}",
+        f"dicomsieve bytecode: {env['bytecode']}",
         "Page cache warm for everyone: every byte of every file was read once "
         f"({report['page_cache_warmup']['seconds']} s),",
         "and each line below ran one untimed warm-up pass first.",
