@@ -249,6 +249,32 @@ def test_decode_same_as_python(
     _decode_both(raw, little)
 
 
+# Numbers as DS and IS values write them, for the C reading of plain numbers from the
+# bytes (no str made): every float repr, ints around the 18 digits read in C, leading
+# zeros and signs, exponents that overflow, and text up to the 64 bytes read in C.
+_NUMBER_TEXT = st.one_of(
+    st.floats().map(repr),
+    st.floats().map(lambda f: f"{f:.17e}"),
+    st.tuples(
+        st.sampled_from(["", "+", "-"]),
+        st.integers(min_value=1, max_value=22).flatmap(
+            lambda n: st.text("0123456789", min_size=n, max_size=n)
+        ),
+    ).map("".join),
+    st.from_regex(r"[+-]?0*[0-9]{0,20}(\.[0-9]{0,40})?([eE][+-]?[0-9]{1,4})?", fullmatch=True),
+).map(str.encode)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    numbers=st.lists(_NUMBER_TEXT, min_size=1, max_size=3),
+    padding=st.sampled_from([b"", b" ", b"\x00", b"  "]),
+)
+def test_decode_numbers_same_as_python(numbers: list[bytes], padding: bytes) -> None:
+    value = b"\\".join(padding + number + padding for number in numbers)
+    _decode_both({0x00280030: ("DS", value), 0x00200013: ("IS", value)}, True)
+
+
 _VALUES = st.one_of(
     st.text(max_size=6),
     st.floats(allow_nan=True, allow_infinity=True),

@@ -587,42 +587,78 @@ static PyObject *to_int(PyObject *text) {
     return PyLong_FromDouble(d);
 }
 
+/* Whether every byte of [p, p + n) is one of `allowed` (a NUL-terminated set). */
+static int only(const char *p, Py_ssize_t n, const char *allowed) {
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (p[i] == '\0' || strchr(allowed, p[i]) == NULL)
+            return 0;
+    return 1;
+}
+
+/* One stripped part of a DS, IS or text value. The common numbers are read from the
+ * bytes without a str: float() strips whitespace and underscores, then converts with
+ * PyOS_string_to_double, which is all there is to do for digits, signs, dots and
+ * exponents; int() of at most 18 digits with a sign is their value. Other text takes
+ * to_float() / to_int() on the str. */
+static PyObject *text_part(const char *p, Py_ssize_t n, enum vr_class kind) {
+    if (kind == VR_DS && n < 64 && only(p, n, "0123456789+-.eE")) {
+        char copy[64];
+        memcpy(copy, p, n);
+        copy[n] = '\0';
+        char *end;
+        double d = PyOS_string_to_double(copy, &end, NULL);
+        if (d == -1.0 && PyErr_Occurred()) {
+            if (!PyErr_ExceptionMatches(PyExc_ValueError))
+                return NULL;
+            PyErr_Clear();
+            Py_RETURN_NONE;
+        }
+        if (end != copy + n || !isfinite(d))
+            Py_RETURN_NONE;
+        return PyFloat_FromDouble(d);
+    }
+    if (kind == VR_IS) {
+        Py_ssize_t sign = n > 0 && (p[0] == '+' || p[0] == '-');
+        if (n > sign && n - sign <= 18 && only(p + sign, n - sign, "0123456789")) {
+            long long v = 0;
+            for (Py_ssize_t i = sign; i < n; i++)
+                v = v * 10 + (p[i] - '0');
+            return PyLong_FromLongLong(p[0] == '-' ? -v : v);
+        }
+    }
+    PyObject *text = PyUnicode_DecodeLatin1(p, n, NULL);
+    if (text == NULL || (kind != VR_DS && kind != VR_IS))
+        return text;
+    PyObject *item = kind == VR_DS ? to_float(text) : to_int(text);
+    Py_DECREF(text);
+    return item;
+}
+
 /* Split Latin-1 bytes on backslashes (unless single-valued), strip the padding of each
  * part, then: DS -> float, IS -> int, text -> str (PN also drops trailing '='). An
  * all-empty value is (). This is clean_text / normalize_components on bytes, which is
  * the same as on the decoded text because Latin-1 maps each byte to one character. */
 static PyObject *decode_text_value(const char *p, Py_ssize_t n, enum vr_class kind) {
+    const char *stop = p + n;
     Py_ssize_t parts = 1;
     if (kind != VR_TEXT)
-        for (Py_ssize_t i = 0; i < n; i++)
-            parts += p[i] == '\\';
+        for (const char *q = p; (q = memchr(q, '\\', stop - q)) != NULL; q++)
+            parts++;
     PyObject *out = PyTuple_New(parts);
     if (out == NULL)
         return NULL;
     int any = 0;
     Py_ssize_t start = 0;
     for (Py_ssize_t k = 0; k < parts; k++) {
-        Py_ssize_t end = start;
-        if (kind == VR_TEXT)
-            end = n;
-        else
-            while (end < n && p[end] != '\\')
-                end++;
+        const char *bs = k + 1 < parts ? memchr(p + start, '\\', n - start) : NULL;
+        Py_ssize_t end = bs != NULL ? bs - p : n;
         Py_ssize_t a = start, b = end;
         strip_padding(p, &a, &b);
         if (kind == VR_PN)
             while (b > a && p[b - 1] == '=')
                 b--;
         any |= b > a;
-        PyObject *text = PyUnicode_DecodeLatin1(p + a, b - a, NULL);
-        PyObject *item = text;
-        if (text != NULL && kind == VR_DS) {
-            item = to_float(text);
-            Py_DECREF(text);
-        } else if (text != NULL && kind == VR_IS) {
-            item = to_int(text);
-            Py_DECREF(text);
-        }
+        PyObject *item = text_part(p + a, b - a, kind);
         if (item == NULL) {
             Py_DECREF(out);
             return NULL;
