@@ -26,7 +26,7 @@ from dicomsieve.scan import fastread
 from dicomsieve.scan.fastread import Fallback, ReadFailure, Window, parse_header
 from dicomsieve.scan.read import sniff
 from dicomsieve.scan.record import FieldKind, build_instance, extract
-from dicomsieve.scan.tags import PIXEL_DATA_TAGS, PRESENCE, RAW_TAGS, TOP_LEVEL_SPEC, VR_OF
+from dicomsieve.scan.tags import PIXEL_DATA_TAGS, PRESENCE, RAW_TAGS, TOP_LEVEL_SPEC, VR_OF, Spec
 from dicomsieve.settings import Settings
 
 PYDICOM_DATA = Path(pydicom.data.__file__).parent
@@ -98,23 +98,39 @@ def test_same_as_python_walk_on_shared_data(shared_data_plain: Path) -> None:
     assert _check_folder(shared_data_plain) >= 3000
 
 
-def _walk_both(data: bytes, pos: int, little: bool, explicit: bool, depth: int) -> None:
-    """Walk ``data`` both ways; the results, or the failures, must be equal."""
-    native = fastread._WALK(  # type: ignore[misc]
-        data, len(data), pos, little, explicit, TOP_LEVEL_SPEC, depth, VR_OF,
-        PIXEL_DATA_TAGS, PRESENCE,
-    )  # fmt: skip
+def _walk_both(
+    data: bytes, pos: int, little: bool, explicit: bool, depth: int, spec: Spec = TOP_LEVEL_SPEC
+) -> None:
+    """Walk ``data`` both ways, in C with the spec as a dict and compiled; the results, or
+    the failures, must be equal."""
+    natives = [
+        fastread._WALK(  # type: ignore[misc]
+            data, len(data), pos, little, explicit, native_spec, depth, VR_OF,
+            PIXEL_DATA_TAGS, PRESENCE,
+        )
+        for native_spec in (spec, _compiled(spec))
+    ]  # fmt: skip
     parser = fastread._Parser(Window.of_bytes(data), little, explicit, depth, stop_at_pixels=True)
     try:
-        tree, _ = parser.dataset(pos, None, TOP_LEVEL_SPEC, 0)
+        tree, _ = parser.dataset(pos, None, spec, 0)
         python: tuple[object, ...] = (0, tree, parser.pixel)
     except Fallback as exc:
         python = (1, str(exc))
     except ReadFailure as exc:
         python = (2, exc.code.name, exc.message)
-    assert native == python
-    if native[0] == 0:
-        _decode_both(native[1], little)
+    for native in natives:
+        assert repr(native) == repr(python)
+    if natives[0][0] == 0:
+        _decode_both(natives[0][1], little)
+
+
+def _compiled(spec: Spec) -> object:
+    """``spec`` compiled for the C walk; the module's own for TOP_LEVEL_SPEC."""
+    if spec is TOP_LEVEL_SPEC:
+        return fastread._NATIVE_SPEC
+    from dicomsieve.scan._native import compile_spec  # the module is skipped unless built
+
+    return compile_spec(spec)
 
 
 def _decoded(decode: Callable[[], object]) -> object:
