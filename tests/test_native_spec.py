@@ -14,8 +14,11 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydicom.uid import ExplicitVRLittleEndian
 
-from dicomsieve.scan import fastread
+from dicom_bytes import ct_dataset, encode
+from dicomsieve.scan import fastread, read, rows
+from dicomsieve.scan.fastread import Window, parse_header
 from dicomsieve.scan.tags import PIXEL_DATA_TAGS, PRESENCE, VR_OF, Spec
 from test_native_walk import _native_walk_built, _walk_both
 
@@ -163,3 +166,16 @@ def test_compile_spec_refuses_what_is_no_spec() -> None:
         deep = {0x00100010: deep}
     with pytest.raises(RecursionError):
         compile_spec(deep)
+
+
+def test_field_tables_look_up_the_tree_keys_themselves() -> None:
+    """The C walk keys a tree with the spec's ints, the extract tables hold the same
+    objects: the lookups need not compare ints (record.field_table)."""
+    tree = parse_header(
+        Window.of_bytes(encode(ct_dataset(0), ExplicitVRLittleEndian)), max_depth=8,
+        inflate_cap=1 << 20,
+    ).tree  # fmt: skip
+    keys = {tag: tag for tag in tree}
+    shared = [tag for tag, _, _ in rows._PLAIN_TABLE + read._SHAPE_TABLE if tag in keys]
+    assert len(shared) > 20
+    assert all(keys[tag] is tag for tag in shared)
