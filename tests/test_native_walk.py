@@ -26,7 +26,7 @@ from dicomsieve.scan import fastread
 from dicomsieve.scan.fastread import Fallback, ReadFailure, Window, parse_header
 from dicomsieve.scan.read import sniff
 from dicomsieve.scan.record import FieldKind, build_instance, extract
-from dicomsieve.scan.tags import PIXEL_DATA_TAGS, PRESENCE, RAW_TAGS, TOP_LEVEL_SPEC, VR_OF
+from dicomsieve.scan.tags import PIXEL_DATA_TAGS, PRESENCE, RAW_TAGS, TOP_LEVEL_SPEC, VR_OF, Spec
 from dicomsieve.settings import Settings
 
 PYDICOM_DATA = Path(pydicom.data.__file__).parent
@@ -98,23 +98,39 @@ def test_same_as_python_walk_on_shared_data(shared_data_plain: Path) -> None:
     assert _check_folder(shared_data_plain) >= 3000
 
 
-def _walk_both(data: bytes, pos: int, little: bool, explicit: bool, depth: int) -> None:
-    """Walk ``data`` both ways; the results, or the failures, must be equal."""
-    native = fastread._WALK(  # type: ignore[misc]
-        data, len(data), pos, little, explicit, TOP_LEVEL_SPEC, depth, VR_OF,
-        PIXEL_DATA_TAGS, PRESENCE,
-    )  # fmt: skip
+def _walk_both(
+    data: bytes, pos: int, little: bool, explicit: bool, depth: int, spec: Spec = TOP_LEVEL_SPEC
+) -> None:
+    """Walk ``data`` both ways, in C with the spec as a dict and compiled; the results, or
+    the failures, must be equal."""
+    natives = [
+        fastread._WALK(  # type: ignore[misc]
+            data, len(data), pos, little, explicit, native_spec, depth, VR_OF,
+            PIXEL_DATA_TAGS, PRESENCE,
+        )
+        for native_spec in (spec, _compiled(spec))
+    ]  # fmt: skip
     parser = fastread._Parser(Window.of_bytes(data), little, explicit, depth, stop_at_pixels=True)
     try:
-        tree, _ = parser.dataset(pos, None, TOP_LEVEL_SPEC, 0)
+        tree, _ = parser.dataset(pos, None, spec, 0)
         python: tuple[object, ...] = (0, tree, parser.pixel)
     except Fallback as exc:
         python = (1, str(exc))
     except ReadFailure as exc:
         python = (2, exc.code.name, exc.message)
-    assert native == python
-    if native[0] == 0:
-        _decode_both(native[1], little)
+    for native in natives:
+        assert repr(native) == repr(python)
+    if natives[0][0] == 0:
+        _decode_both(natives[0][1], little)
+
+
+def _compiled(spec: Spec) -> object:
+    """``spec`` compiled for the C walk; the module's own for TOP_LEVEL_SPEC."""
+    if spec is TOP_LEVEL_SPEC:
+        return fastread._NATIVE_SPEC
+    from dicomsieve.scan._native import compile_spec  # the module is skipped unless built
+
+    return compile_spec(spec)
 
 
 def _decoded(decode: Callable[[], object]) -> object:
@@ -247,6 +263,32 @@ def test_decode_same_as_python(
         raw[0x52009229] = (dict(raw), {}, {0x00280030: ("DS", b"0.5\\0.5 ")})
         raw[0x00081140] = True
     _decode_both(raw, little)
+
+
+# Numbers as DS and IS values write them, for the C reading of plain numbers from the
+# bytes (no str made): every float repr, ints around the 18 digits read in C, leading
+# zeros and signs, exponents that overflow, and text up to the 64 bytes read in C.
+_NUMBER_TEXT = st.one_of(
+    st.floats().map(repr),
+    st.floats().map(lambda f: f"{f:.17e}"),
+    st.tuples(
+        st.sampled_from(["", "+", "-"]),
+        st.integers(min_value=1, max_value=22).flatmap(
+            lambda n: st.text("0123456789", min_size=n, max_size=n)
+        ),
+    ).map("".join),
+    st.from_regex(r"[+-]?0*[0-9]{0,20}(\.[0-9]{0,40})?([eE][+-]?[0-9]{1,4})?", fullmatch=True),
+).map(str.encode)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    numbers=st.lists(_NUMBER_TEXT, min_size=1, max_size=3),
+    padding=st.sampled_from([b"", b" ", b"\x00", b"  "]),
+)
+def test_decode_numbers_same_as_python(numbers: list[bytes], padding: bytes) -> None:
+    value = b"\\".join(padding + number + padding for number in numbers)
+    _decode_both({0x00280030: ("DS", value), 0x00200013: ("IS", value)}, True)
 
 
 _VALUES = st.one_of(

@@ -8,7 +8,8 @@
  * names. decode() does what _decode_tree does to that raw tree; walk_decoded() does
  * both in one pass (what parse_header uses). extract() reads record fields from a
  * decoded tree as record.py's helpers do, tuples optionally as the JSON text json.dumps
- * writes (json()); has_creator() is record.is_plain's look for vendor creators. The
+ * writes (json()); has_creator() is record.is_plain's look for vendor creators;
+ * compile_spec() makes of a spec the tag tables the walks look elements up in. The
  * Python functions stay the reference: tests run both ways on every test file and on
  * random corruptions of them and require the same results.
  *
@@ -62,7 +63,7 @@ static PyObject *decode_element(walker *w, PyObject *tree, PyObject *key, PyObje
 
 /* Interned VR strings, made once. */
 static PyObject *vr_text[26][26];
-static PyObject *str_un, *str_sq, *empty_spec;
+static PyObject *str_un, *str_sq;
 
 static const char *long_vrs[] = {"OB", "OD", "OF", "OL", "OV", "OW", "SQ",
                                  "UC", "UN", "UR", "UT", "SV", "UV", NULL};
@@ -120,8 +121,10 @@ static int need(walker *w, uint64_t pos, uint64_t n, const char *what) {
     return OK;
 }
 
-static int sequence(walker *w, uint64_t pos, int has_end, uint64_t end, PyObject *spec,
-                    long depth, PyObject **items_out, uint64_t *pos_out);
+struct spec_table;
+static int sequence(walker *w, uint64_t pos, int has_end, uint64_t end,
+                    const struct spec_table *spec, long depth, PyObject **items_out,
+                    uint64_t *pos_out);
 
 /* The length of the explicit VR element at pos and where its value starts. Returns OK,
  * NO_VR (the two bytes are no VR: the caller says so), or what need() returns. */
@@ -145,9 +148,19 @@ static int explicit_length(walker *w, uint64_t pos, const char *what, uint64_t *
     return NO_VR;
 }
 
-/* The VR the dictionary (VR_OF) gives ``key``, else ``otherwise``; NULL on an error. */
-static PyObject *known_vr(walker *w, PyObject *key, PyObject *otherwise) {
-    PyObject *known = PyDict_GetItemWithError(w->vr_of, key);
+/* *key, made of tag unless it is there already; -1 with an exception on an error. */
+static int tag_key(PyObject **key, uint32_t tag) {
+    if (*key == NULL && (*key = PyLong_FromUnsignedLong(tag)) == NULL)
+        return -1;
+    return 0;
+}
+
+/* The VR the dictionary (VR_OF) gives the tag, else ``otherwise``; NULL on an error.
+ * *key is the tag's int, made here if need be (see tag_key). */
+static PyObject *known_vr(walker *w, PyObject **key, uint32_t tag, PyObject *otherwise) {
+    if (tag_key(key, tag) < 0)
+        return NULL;
+    PyObject *known = PyDict_GetItemWithError(w->vr_of, *key);
     if (known == NULL && PyErr_Occurred())
         return NULL;
     return known != NULL ? known : otherwise;
@@ -180,13 +193,205 @@ static PyObject *report(const walker *w, int rc, PyObject *ok) {
 
 static int is_sq(PyObject *vr) { return vr == str_sq || PyUnicode_Compare(vr, str_sq) == 0; }
 
+/* ------------------------------------------------------------- spec tables */
+
+/* A spec (tag -> None, the presence marker, or the spec of a sequence's items) as the
+ * walk reads it: a hash table of uint32 tags, so that an element's tag is looked up
+ * without making an int of it, and an int is made only for the tags kept. A
+ * compile_spec() capsule holds the tables of a spec and of every dict nested in it
+ * (each dict once: shared and even cyclic nesting is fine); the walks also take a plain
+ * dict and compile it for that call. Slots own a reference to the spec's key and value:
+ * a capsule is a snapshot of the spec, which fastread makes once of TOP_LEVEL_SPEC. */
+
+#define NO_TAG 0xFFFEFFFFu /* an empty slot: no group FFFE tag (a delimiter) is looked up */
+#define SPEC_CAPSULE "dicomsieve.scan._native.spec"
+
+typedef struct spec_entry {
+    PyObject *key;                 /* the tree's key: the spec's int (an exact int) */
+    PyObject *want;                /* the spec's value */
+    const struct spec_table *sub;  /* the table of `want` when it is a dict, else NULL */
+} spec_entry;
+
+typedef struct spec_table {
+    uint32_t mask;         /* slots - 1: a power of two, at least one slot empty */
+    Py_ssize_t count;      /* tags in the table */
+    uint32_t *tags;        /* per slot: the tag, or NO_TAG */
+    spec_entry *entries;   /* per slot, in the same block as tags */
+    const PyObject *dict;  /* what it was compiled of: compared, never read, by the compile */
+} spec_table;
+
+typedef struct {
+    Py_ssize_t count;
+    spec_table **tables; /* tables[0] is the spec's own */
+} compiled_spec;
+
+static const uint32_t no_tags[1] = {NO_TAG};
+static const spec_table empty_table = {.tags = (uint32_t *)no_tags};
+
+static inline uint32_t slot_of(const spec_table *t, uint32_t tag) {
+    return (uint32_t)(((uint64_t)tag * 0x9E3779B97F4A7C15ull) >> 32) & t->mask;
+}
+
+/* The entry of `tag`, or NULL when the spec does not name it. */
+static inline const spec_entry *find_tag(const spec_table *t, uint32_t tag) {
+    for (uint32_t i = slot_of(t, tag);; i = (i + 1) & t->mask) {
+        if (t->tags[i] == tag)
+            return &t->entries[i];
+        if (t->tags[i] == NO_TAG)
+            return NULL;
+    }
+}
+
+static void free_compiled(compiled_spec *c) {
+    if (c == NULL)
+        return;
+    for (Py_ssize_t k = 0; k < c->count; k++) {
+        spec_table *t = c->tables[k];
+        for (uint32_t i = 0; t->tags != NULL && i <= t->mask; i++) {
+            if (t->tags[i] != NO_TAG) {
+                Py_DECREF(t->entries[i].key);
+                Py_DECREF(t->entries[i].want);
+            }
+        }
+        PyMem_Free(t->tags);
+        PyMem_Free(t);
+    }
+    PyMem_Free(c->tables);
+    PyMem_Free(c);
+}
+
+/* The table of `dict` in c, compiled (with the dicts nested in it) unless it is there
+ * already; NULL with an exception on an error. No Python code runs meanwhile: the
+ * dicts cannot change. */
+static const spec_table *compile_table(compiled_spec *c, PyObject *dict) {
+    for (Py_ssize_t k = 0; k < c->count; k++)
+        if (c->tables[k]->dict == dict)
+            return c->tables[k];
+    spec_table **tables = PyMem_Realloc(c->tables, (c->count + 1) * sizeof *tables);
+    if (tables == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    c->tables = tables;
+    spec_table *t = PyMem_Calloc(1, sizeof *t);
+    if (t == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    c->tables[c->count++] = t; /* before the nested dicts, which may lead back to it */
+    t->dict = dict;
+    uint64_t slots = 1;
+    while (slots < 2 * (uint64_t)PyDict_GET_SIZE(dict))
+        slots *= 2;
+    if (slots > UINT32_MAX) { /* a dict of 2**31 entries: not a spec */
+        PyErr_SetString(PyExc_ValueError, "the spec is too large");
+        return NULL;
+    }
+    t->mask = (uint32_t)(slots - 1);
+    void *block = PyMem_Malloc(slots * (sizeof *t->tags + sizeof *t->entries));
+    if (block == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    t->tags = block;
+    t->entries = (spec_entry *)(t->tags + slots);
+    for (uint64_t i = 0; i < slots; i++)
+        t->tags[i] = NO_TAG;
+    if (Py_EnterRecursiveCall(" while compiling a spec"))
+        return NULL;
+    PyObject *key, *want;
+    Py_ssize_t position = 0;
+    const spec_table *result = t;
+    while (result != NULL && PyDict_Next(dict, &position, &key, &want)) {
+        if (!PyLong_Check(key)) {
+            PyErr_SetString(PyExc_TypeError, "a spec key is not an int");
+            result = NULL;
+            break;
+        }
+        unsigned long long tag = PyLong_AsUnsignedLongLong(key);
+        if (tag == (unsigned long long)-1 && PyErr_Occurred()) {
+            if (!PyErr_ExceptionMatches(PyExc_OverflowError)) {
+                result = NULL;
+                break;
+            }
+            PyErr_Clear(); /* negative or past 64 bits: no element has it */
+            continue;
+        }
+        if (tag > 0xFFFFFFFFull || tag >> 16 == 0xFFFE)
+            continue; /* no element is looked up by it */
+        uint32_t i = slot_of(t, (uint32_t)tag);
+        while (t->tags[i] != NO_TAG && t->tags[i] != tag)
+            i = (i + 1) & t->mask;
+        if (t->tags[i] == tag)
+            continue; /* equal ints of int subclasses: one will do */
+        const spec_table *sub = NULL;
+        if (PyDict_Check(want) && (sub = compile_table(c, want)) == NULL) {
+            result = NULL;
+            break;
+        }
+        /* the tree's key is an exact int, as the Python walk's (True is not 1 there) */
+        PyObject *exact = PyLong_CheckExact(key) ? Py_NewRef(key)
+                                                 : PyLong_FromUnsignedLongLong(tag);
+        if (exact == NULL) {
+            result = NULL;
+            break;
+        }
+        t->tags[i] = (uint32_t)tag;
+        t->entries[i] = (spec_entry){.key = exact, .want = Py_NewRef(want), .sub = sub};
+        t->count++;
+    }
+    Py_LeaveRecursiveCall();
+    return result;
+}
+
+/* The compiled `spec` (a dict), NULL with an exception on an error. */
+static compiled_spec *compile(PyObject *spec) {
+    compiled_spec *c = PyMem_Calloc(1, sizeof *c);
+    if (c == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    if (compile_table(c, spec) == NULL) {
+        free_compiled(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void spec_capsule_free(PyObject *capsule) {
+    free_compiled(PyCapsule_GetPointer(capsule, SPEC_CAPSULE));
+}
+
+PyDoc_STRVAR(compile_spec_doc,
+             "compile_spec(spec)\n--\n\n"
+             "``spec`` (a dict: tag -> None, a marker or a nested spec) as the walks read it, "
+             "made once\nfor a spec used again and again; the walks take it in place of the "
+             "dict. A snapshot:\nlater changes to the dict are not seen.");
+
+static PyObject *compile_spec(PyObject *module, PyObject *spec) {
+    (void)module;
+    if (!PyDict_Check(spec)) {
+        PyErr_SetString(PyExc_TypeError, "compile_spec() needs a dict");
+        return NULL;
+    }
+    compiled_spec *c = compile(spec);
+    if (c == NULL)
+        return NULL;
+    PyObject *capsule = PyCapsule_New(c, SPEC_CAPSULE, spec_capsule_free);
+    if (capsule == NULL)
+        free_compiled(c);
+    return capsule;
+}
+
 /* Parse elements from pos to end (or to an item delimiter when !has_end). */
-static int dataset(walker *w, uint64_t pos, int has_end, uint64_t end, PyObject *spec, long depth,
-                   PyObject **tree_out, uint64_t *pos_out) {
+static int dataset(walker *w, uint64_t pos, int has_end, uint64_t end, const spec_table *spec,
+                   long depth, PyObject **tree_out, uint64_t *pos_out) {
     int top = depth == 0;
     uint64_t limit = has_end ? end : w->size;
     int rc;
-    PyObject *key = NULL; /* the tag of the element at pos, one object per element */
+    /* The int of the element's tag: the spec's own for a tag it names, else made only
+     * where a dict or set is asked about a tag (VR_OF, the pixel data tags). */
+    PyObject *key = NULL;
     PyObject *tree = PyDict_New();
     if (tree == NULL)
         return PYERROR;
@@ -209,10 +414,9 @@ static int dataset(walker *w, uint64_t pos, int has_end, uint64_t end, PyObject 
                                   (unsigned long long)pos));
             goto done;
         }
-        if ((key = PyLong_FromUnsignedLong(tag)) == NULL) {
-            rc = PYERROR;
-            goto done;
-        }
+        const spec_entry *entry = find_tag(spec, tag); /* NULL: skip */
+        PyObject *want = entry != NULL ? entry->want : NULL;
+        key = entry != NULL ? Py_NewRef(entry->key) : NULL;
         if (w->explicit_vr) {
             rc = explicit_length(w, pos, "element header", &length, &vpos);
             if (rc == NO_VR)
@@ -222,7 +426,7 @@ static int dataset(walker *w, uint64_t pos, int has_end, uint64_t end, PyObject 
             vr = vr_text[w->buf[pos + 4] - 'A'][w->buf[pos + 5] - 'A'];
             unknown = vr == str_un;
             if (unknown) {
-                if ((vr = known_vr(w, key, str_un)) == NULL) {
+                if ((vr = known_vr(w, &key, tag, str_un)) == NULL) {
                     rc = PYERROR;
                     goto done;
                 }
@@ -234,13 +438,13 @@ static int dataset(walker *w, uint64_t pos, int has_end, uint64_t end, PyObject 
         } else {
             length = u32(w, pos + 4);
             vpos = pos + 8;
-            if ((vr = known_vr(w, key, length == UNDEFINED ? str_sq : str_un)) == NULL) {
+            if ((vr = known_vr(w, &key, tag, length == UNDEFINED ? str_sq : str_un)) == NULL) {
                 rc = PYERROR;
                 goto done;
             }
         }
         if (top && group == 0x7FE0) {
-            int is_pixel = PySet_Contains(w->pixel_tags, key);
+            int is_pixel = tag_key(&key, tag) < 0 ? -1 : PySet_Contains(w->pixel_tags, key);
             if (is_pixel < 0) {
                 rc = PYERROR;
                 goto done;
@@ -264,11 +468,6 @@ static int dataset(walker *w, uint64_t pos, int has_end, uint64_t end, PyObject 
                 return OK;
             }
         }
-        PyObject *want = PyDict_GetItemWithError(spec, key); /* borrowed; NULL: skip */
-        if (want == NULL && PyErr_Occurred()) {
-            rc = PYERROR;
-            goto done;
-        }
         if (length == UNDEFINED) {
             if (!is_sq(vr)) {
                 const char *name = PyUnicode_AsUTF8(vr);
@@ -277,14 +476,14 @@ static int dataset(walker *w, uint64_t pos, int has_end, uint64_t end, PyObject 
                                                      name, (unsigned long long)pos));
                 goto done;
             }
-            PyObject *sub = (want != NULL && PyDict_Check(want)) ? want : empty_spec;
+            const spec_table *sub = entry != NULL && entry->sub != NULL ? entry->sub : &empty_table;
             PyObject *items = NULL;
             if ((rc = sequence(w, vpos, 0, 0, sub, depth + 1, &items, &pos)) != OK)
                 goto done;
             int err = 0;
             if (want == w->presence)
                 err = PyDict_SetItem(tree, key, Py_True);
-            else if (want != NULL && PyDict_Check(want))
+            else if (entry != NULL && entry->sub != NULL)
                 err = PyDict_SetItem(tree, key, items);
             Py_DECREF(items);
             if (err < 0) {
@@ -308,7 +507,7 @@ static int dataset(walker *w, uint64_t pos, int has_end, uint64_t end, PyObject 
         PyObject *value = NULL;
         if (want == w->presence) {
             value = Py_NewRef(Py_True);
-        } else if (PyDict_Check(want)) {
+        } else if (entry->sub != NULL) {
             if (!is_sq(vr)) {
                 rc = fallback(w, text("expected a sequence at byte %llu", (unsigned long long)pos));
                 goto done;
@@ -320,13 +519,14 @@ static int dataset(walker *w, uint64_t pos, int has_end, uint64_t end, PyObject 
                 implicit.explicit_vr = 0;
                 implicit.pixel = NULL;
                 implicit.message = NULL;
-                rc = sequence(&implicit, vpos, 1, vpos + length, want, depth + 1, &value, &ignored);
+                rc = sequence(&implicit, vpos, 1, vpos + length, entry->sub, depth + 1, &value,
+                              &ignored);
                 w->message = implicit.message;
                 w->code = implicit.code;
                 w->deferred = implicit.deferred; /* the same list, or one made below */
                 Py_XDECREF(implicit.pixel); /* never set below the top level */
             } else {
-                rc = sequence(w, vpos, 1, vpos + length, want, depth + 1, &value, &ignored);
+                rc = sequence(w, vpos, 1, vpos + length, entry->sub, depth + 1, &value, &ignored);
             }
             if (rc != OK)
                 goto done;
@@ -384,7 +584,7 @@ done:
     return rc;
 }
 
-static int sequence(walker *w, uint64_t pos, int has_end, uint64_t end, PyObject *spec,
+static int sequence(walker *w, uint64_t pos, int has_end, uint64_t end, const spec_table *spec,
                     long depth, PyObject **items_out, uint64_t *pos_out) {
     if (depth > w->max_depth)
         return fail(w, "PARSE_TOO_DEEP",
@@ -424,7 +624,7 @@ static int sequence(walker *w, uint64_t pos, int has_end, uint64_t end, PyObject
                                                (long long)w->size - (long long)pos - 8));
                 goto done;
             }
-            if (PyDict_GET_SIZE(spec) > 0) {
+            if (spec->count > 0) {
                 uint64_t ignored;
                 if ((rc = dataset(w, pos + 8, 1, pos + 8 + length, spec, depth, &item,
                                   &ignored)) != OK)
@@ -587,42 +787,78 @@ static PyObject *to_int(PyObject *text) {
     return PyLong_FromDouble(d);
 }
 
+/* Whether every byte of [p, p + n) is one of `allowed` (a NUL-terminated set). */
+static int only(const char *p, Py_ssize_t n, const char *allowed) {
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (p[i] == '\0' || strchr(allowed, p[i]) == NULL)
+            return 0;
+    return 1;
+}
+
+/* One stripped part of a DS, IS or text value. The common numbers are read from the
+ * bytes without a str: float() strips whitespace and underscores, then converts with
+ * PyOS_string_to_double, which is all there is to do for digits, signs, dots and
+ * exponents; int() of at most 18 digits with a sign is their value. Other text takes
+ * to_float() / to_int() on the str. */
+static PyObject *text_part(const char *p, Py_ssize_t n, enum vr_class kind) {
+    if (kind == VR_DS && n < 64 && only(p, n, "0123456789+-.eE")) {
+        char copy[64];
+        memcpy(copy, p, n);
+        copy[n] = '\0';
+        char *end;
+        double d = PyOS_string_to_double(copy, &end, NULL);
+        if (d == -1.0 && PyErr_Occurred()) {
+            if (!PyErr_ExceptionMatches(PyExc_ValueError))
+                return NULL;
+            PyErr_Clear();
+            Py_RETURN_NONE;
+        }
+        if (end != copy + n || !isfinite(d))
+            Py_RETURN_NONE;
+        return PyFloat_FromDouble(d);
+    }
+    if (kind == VR_IS) {
+        Py_ssize_t sign = n > 0 && (p[0] == '+' || p[0] == '-');
+        if (n > sign && n - sign <= 18 && only(p + sign, n - sign, "0123456789")) {
+            long long v = 0;
+            for (Py_ssize_t i = sign; i < n; i++)
+                v = v * 10 + (p[i] - '0');
+            return PyLong_FromLongLong(p[0] == '-' ? -v : v);
+        }
+    }
+    PyObject *text = PyUnicode_DecodeLatin1(p, n, NULL);
+    if (text == NULL || (kind != VR_DS && kind != VR_IS))
+        return text;
+    PyObject *item = kind == VR_DS ? to_float(text) : to_int(text);
+    Py_DECREF(text);
+    return item;
+}
+
 /* Split Latin-1 bytes on backslashes (unless single-valued), strip the padding of each
  * part, then: DS -> float, IS -> int, text -> str (PN also drops trailing '='). An
  * all-empty value is (). This is clean_text / normalize_components on bytes, which is
  * the same as on the decoded text because Latin-1 maps each byte to one character. */
 static PyObject *decode_text_value(const char *p, Py_ssize_t n, enum vr_class kind) {
+    const char *stop = p + n;
     Py_ssize_t parts = 1;
     if (kind != VR_TEXT)
-        for (Py_ssize_t i = 0; i < n; i++)
-            parts += p[i] == '\\';
+        for (const char *q = p; (q = memchr(q, '\\', stop - q)) != NULL; q++)
+            parts++;
     PyObject *out = PyTuple_New(parts);
     if (out == NULL)
         return NULL;
     int any = 0;
     Py_ssize_t start = 0;
     for (Py_ssize_t k = 0; k < parts; k++) {
-        Py_ssize_t end = start;
-        if (kind == VR_TEXT)
-            end = n;
-        else
-            while (end < n && p[end] != '\\')
-                end++;
+        const char *bs = k + 1 < parts ? memchr(p + start, '\\', n - start) : NULL;
+        Py_ssize_t end = bs != NULL ? bs - p : n;
         Py_ssize_t a = start, b = end;
         strip_padding(p, &a, &b);
         if (kind == VR_PN)
             while (b > a && p[b - 1] == '=')
                 b--;
         any |= b > a;
-        PyObject *text = PyUnicode_DecodeLatin1(p + a, b - a, NULL);
-        PyObject *item = text;
-        if (text != NULL && kind == VR_DS) {
-            item = to_float(text);
-            Py_DECREF(text);
-        } else if (text != NULL && kind == VR_IS) {
-            item = to_int(text);
-            Py_DECREF(text);
-        }
+        PyObject *item = text_part(p + a, b - a, kind);
         if (item == NULL) {
             Py_DECREF(out);
             return NULL;
@@ -859,7 +1095,8 @@ PyDoc_STRVAR(walk_doc,
              "walk(buffer, size, pos, little, explicit, spec, max_depth, vr_of, pixel_tags, "
              "presence)\n--\n\n"
              "Walk the dataset in ``buffer`` (the first bytes of a file of ``size`` bytes) from "
-             "``pos``\nto the pixel data; see the module source for the result.");
+             "``pos``\nto the pixel data; see the module source for the result. ``spec`` is a "
+             "dict or what\ncompile_spec() made of one.");
 
 PyDoc_STRVAR(walk_decoded_doc,
              "walk_decoded(buffer, size, pos, little, explicit, spec, max_depth, vr_of, "
@@ -880,15 +1117,28 @@ static PyObject *walk_with(PyObject *args, int decoding) {
     PyObject *spec, *vr_of, *pixel_tags, *presence, *raw_tags = NULL;
     int parsed =
         decoding
-            ? PyArg_ParseTuple(args, "y*KKppO!lO!O!OO!:walk_decoded", &view, &size, &pos,
-                               &little, &explicit_vr, &PyDict_Type, &spec, &max_depth,
-                               &PyDict_Type, &vr_of, &PyFrozenSet_Type, &pixel_tags, &presence,
-                               &PyFrozenSet_Type, &raw_tags)
-            : PyArg_ParseTuple(args, "y*KKppO!lO!O!O:walk", &view, &size, &pos, &little,
-                               &explicit_vr, &PyDict_Type, &spec, &max_depth, &PyDict_Type,
-                               &vr_of, &PyFrozenSet_Type, &pixel_tags, &presence);
+            ? PyArg_ParseTuple(args, "y*KKppOlO!O!OO!:walk_decoded", &view, &size, &pos,
+                               &little, &explicit_vr, &spec, &max_depth, &PyDict_Type, &vr_of,
+                               &PyFrozenSet_Type, &pixel_tags, &presence, &PyFrozenSet_Type,
+                               &raw_tags)
+            : PyArg_ParseTuple(args, "y*KKppOlO!O!O:walk", &view, &size, &pos, &little,
+                               &explicit_vr, &spec, &max_depth, &PyDict_Type, &vr_of,
+                               &PyFrozenSet_Type, &pixel_tags, &presence);
     if (!parsed)
         return NULL;
+    /* a compile_spec() capsule, or a dict compiled for this call */
+    compiled_spec *own = NULL;
+    const compiled_spec *compiled = NULL;
+    if (PyDict_Check(spec))
+        compiled = own = compile(spec);
+    else if (PyCapsule_IsValid(spec, SPEC_CAPSULE))
+        compiled = PyCapsule_GetPointer(spec, SPEC_CAPSULE);
+    else
+        PyErr_SetString(PyExc_TypeError, "the spec is neither a dict nor a compile_spec()");
+    if (compiled == NULL) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
     decoder d = {.little = little, .raw_tags = raw_tags};
     walker w = {
         .buf = view.buf,
@@ -908,7 +1158,7 @@ static PyObject *walk_with(PyObject *args, int decoding) {
     } else {
         PyObject *tree = NULL;
         uint64_t end;
-        int rc = dataset(&w, pos, 0, 0, spec, 0, &tree, &end);
+        int rc = dataset(&w, pos, 0, 0, compiled->tables[0], 0, &tree, &end);
         PyObject *ok = NULL;
         if (rc == OK) {
             PyObject *pixel = w.pixel != NULL ? w.pixel : Py_None;
@@ -923,6 +1173,7 @@ static PyObject *walk_with(PyObject *args, int decoding) {
     Py_XDECREF(w.message);
     Py_XDECREF(w.charset);
     Py_XDECREF(w.deferred);
+    free_compiled(own);
     PyBuffer_Release(&view);
     return result;
 }
@@ -1557,6 +1808,7 @@ done:
 static PyMethodDef methods[] = {
     {"walk", walk, METH_VARARGS, walk_doc},
     {"walk_decoded", walk_decoded, METH_VARARGS, walk_decoded_doc},
+    {"compile_spec", compile_spec, METH_O, compile_spec_doc},
     {"decode", decode, METH_VARARGS, decode_doc},
     {"extract", extract, METH_VARARGS, extract_doc},
     {"meta", meta, METH_VARARGS, meta_doc},
@@ -1590,8 +1842,6 @@ PyMODINIT_FUNC PyInit__native(void) {
             return NULL;
         str_un = vr_text['U' - 'A']['N' - 'A'];
         str_sq = vr_text['S' - 'A']['Q' - 'A'];
-        if ((empty_spec = PyDict_New()) == NULL)
-            return NULL;
     }
     return PyModule_Create(&module_def);
 }

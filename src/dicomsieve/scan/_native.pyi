@@ -3,13 +3,14 @@
 from collections.abc import Callable, Sequence
 from typing import Any
 
+def compile_spec(spec: dict[int, object], /) -> object: ...
 def walk(
     buffer: bytes,
     size: int,
     pos: int,
     little: bool,
     explicit: bool,
-    spec: dict[int, object],
+    spec: object,
     max_depth: int,
     vr_of: dict[int, str],
     pixel_tags: frozenset[int],
@@ -36,7 +37,7 @@ def walk_decoded(
     pos: int,
     little: bool,
     explicit: bool,
-    spec: dict[int, object],
+    spec: object,
     max_depth: int,
     vr_of: dict[int, str],
     pixel_tags: frozenset[int],

@@ -345,19 +345,24 @@ _NativeFunctions = tuple[
     Callable[..., HeaderTree],
     Callable[..., tuple[Any, ...]],
     Callable[..., tuple[Any, ...]],
+    object,
 ]
 
 
 def _native() -> _NativeFunctions | None:
-    """The C walk and decoder (``_native.c``): optional, built where a compiler is at hand."""
+    """The C walk and decoder (``_native.c``): optional, built where a compiler is at hand.
+
+    The last item is TOP_LEVEL_SPEC as the C walk reads it (a hash table of tags, made
+    once: a snapshot of the constant).
+    """
     try:
-        from dicomsieve.scan._native import decode, meta, walk, walk_decoded
+        from dicomsieve.scan._native import compile_spec, decode, meta, walk, walk_decoded
     except ImportError:  # pragma: no cover - exercised on machines without a compiler
         return None
-    return walk, decode, meta, walk_decoded
+    return walk, decode, meta, walk_decoded, compile_spec(TOP_LEVEL_SPEC)
 
 
-_WALK, _DECODE, _META, _WALK_DECODED = _native() or (None, None, None, None)
+_WALK, _DECODE, _META, _WALK_DECODED, _NATIVE_SPEC = _native() or (None, None, None, None, None)
 NATIVE_WALK: Final = _WALK is not None
 """Whether the C element walk and decoder are in use."""
 # The C walk looks for pixel data in group 7FE0 only.
@@ -569,7 +574,7 @@ def _walk_natively(
         return None
     while True:
         result = _WALK_DECODED(
-            win.buf, win.size, pos, little, explicit, TOP_LEVEL_SPEC, max_depth, VR_OF,
+            win.buf, win.size, pos, little, explicit, _NATIVE_SPEC, max_depth, VR_OF,
             PIXEL_DATA_TAGS, PRESENCE, RAW_TAGS,
         )  # fmt: skip
         status = result[0]

@@ -27,7 +27,7 @@ from dicomsieve.scan.fastread import (
     is_encapsulated,
     parse_header,
 )
-from dicomsieve.scan.record import PLAIN_FIELDS, build_instance, extract
+from dicomsieve.scan.record import PLAIN_FIELDS, build_instance, extract, field_table
 from dicomsieve.scan.tags import HeaderTree
 from dicomsieve.settings import Settings
 
@@ -139,7 +139,7 @@ def _check_pixels(fd: int, size: int, header: ParsedHeader) -> None:
 
 
 # The record fields that size native pixel data, read as the record reads them.
-_SHAPE_TABLE: Final = tuple(
+_SHAPE_TABLE: Final = field_table(
     PLAIN_FIELDS[name]
     for name in ("rows", "columns", "bits_allocated", "number_of_frames", "samples_per_pixel")
 )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from enum import IntEnum
 from typing import Final
 
@@ -11,7 +11,7 @@ from dicomsieve._jsontext import to_json
 from dicomsieve.model import FrameRecord, InstanceRecord, PixelDataInfo
 from dicomsieve.scan import ge, siemens, uih
 from dicomsieve.scan.private import PrivateTag, creator_blocks, creator_tags
-from dicomsieve.scan.tags import PRIVATE_GROUPS, PRIVATE_TAGS, HeaderTree
+from dicomsieve.scan.tags import PRIVATE_GROUPS, PRIVATE_TAGS, TOP_LEVEL_SPEC, HeaderTree
 
 __all__ = [
     "PLAIN_FIELDS",
@@ -19,6 +19,7 @@ __all__ = [
     "build_frames",
     "build_instance",
     "extract",
+    "field_table",
     "first_str",
     "is_plain",
     "plain_table",
@@ -259,6 +260,15 @@ def _native_extract() -> Callable[[HeaderTree, FieldTable], list[object]] | None
 
 
 _EXTRACT: Final = _native_extract()
+_SPEC_KEYS: Final = {tag: tag for tag in TOP_LEVEL_SPEC}
+
+
+def field_table(rows: Iterable[tuple[int, FieldKind, int | None]]) -> FieldTable:
+    """``rows`` as an :func:`extract` table, each tag as TOP_LEVEL_SPEC's own int: the C
+    walk keys its trees with those objects, and a dict lookup by the very key object
+    compares no ints (a sixth of the C extract's time). Any other int reads the same."""
+    return tuple([(_SPEC_KEYS.get(tag, tag), kind, count) for tag, kind, count in rows])
+
 
 F = FieldKind
 # The InstanceRecord fields read straight from one top-level element, by field name.
@@ -315,7 +325,7 @@ _INSTANCE_FIELDS: Final[dict[str, tuple[int, FieldKind, int | None]]] = {
     "has_referenced_image_sequence": (0x00081140, F.PRESENT, None),
 }
 _INSTANCE_NAMES: Final = tuple(_INSTANCE_FIELDS)
-_INSTANCE_TABLE: Final[FieldTable] = tuple(_INSTANCE_FIELDS.values())
+_INSTANCE_TABLE: Final = field_table(_INSTANCE_FIELDS.values())
 
 PLAIN_FIELDS: Final[dict[str, tuple[int, FieldKind, int | None]]] = {
     **_INSTANCE_FIELDS,
@@ -415,7 +425,7 @@ def plain_table(names: Sequence[str], as_json: Collection[int]) -> FieldTable:
         if (n in as_json) != (kind in _JSON_KINDS):
             raise ValueError(f"{name!r} is {'not ' if n in as_json else ''}a JSON field")
         table.append((tag, _JSON_KINDS.get(kind, kind), count))
-    return tuple(table)
+    return field_table(table)
 
 
 class _Private:
