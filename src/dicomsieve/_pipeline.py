@@ -55,14 +55,18 @@ def give_buffer(buffer: bytearray) -> None:
             _FREE.append(buffer)
 
 
-def ordered(fn: Callable[[X], T], items: Iterable[X], *, threads: int) -> Iterator[T]:
+def ordered(
+    fn: Callable[[X], T], items: Iterable[X], *, threads: int, ahead: int | None = None
+) -> Iterator[T]:
     """``fn(item)`` for each item, run on ``threads`` shared threads, yielded in order.
 
-    At most ``threads`` calls are ahead of the consumer, so memory stays bounded. When
-    the consumer stops early or a call fails, the calls not started are cancelled and
-    the running ones waited for before this returns (or raises): no thread is left
-    working on the consumer's buffers. With ``threads`` below 2 everything runs in the
-    calling thread.
+    At most ``ahead`` calls (default and minimum: ``threads``) are ahead of the
+    consumer, so memory stays bounded. More than ``threads`` keeps every thread busy
+    while the call the consumer waits for runs long: a thread that finishes early takes
+    the next item instead of waiting for the consumer to hand it one. When the consumer
+    stops early or a call fails, the calls not started are cancelled and the running
+    ones waited for before this returns (or raises): no thread is left working on the
+    consumer's buffers. With ``threads`` below 2 everything runs in the calling thread.
     """
     if threads < 2:
         for item in items:
@@ -78,7 +82,7 @@ def ordered(fn: Callable[[X], T], items: Iterable[X], *, threads: int) -> Iterat
             pending.append(pool.submit(fn, item))  # type: ignore[arg-type]
 
     try:
-        for _ in range(threads):
+        for _ in range(max(threads, ahead or threads)):
             submit()
         while pending:
             result = pending[0].result()

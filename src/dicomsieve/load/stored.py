@@ -222,7 +222,12 @@ class StoredPixels:
     ) -> Iterator[T]:
         """``fn(block)`` for each block of :meth:`blocks`, called on the reading thread
         right after the read (while the bytes are in the CPU's caches), yielded in
-        order. ``fn`` must not keep the block: its buffer is reused."""
+        order. ``fn`` must not keep the block: its buffer is reused.
+
+        Twice ``threads`` calls run ahead of the consumer: a block's buffer is free
+        again when ``fn`` returns, so only the results wait, and a thread whose block
+        deflated fast goes on to the next one instead of idling until the consumer has
+        the slower one before it (CT .nii.gz: write phase 1.6 -> 1.4 s on two cores)."""
         ranges, size = self._ranges(block_bytes)
 
         def work(frames: tuple[int, int]) -> T:
@@ -235,7 +240,7 @@ class StoredPixels:
             finally:
                 give_buffer(buffer)
 
-        yield from ordered(work, ranges, threads=threads)
+        yield from ordered(work, ranges, threads=threads, ahead=2 * threads)
 
 
 def stored_pixels(

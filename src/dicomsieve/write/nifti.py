@@ -104,7 +104,8 @@ def _write(
 ) -> None:
     target = os.fspath(path)
     if target.endswith(".gz"):
-        _write_gzip(target, prefix, ordered(_deflate, blocks, threads=threads))
+        # Views of the array: blocks ahead hold no buffer (see StoredPixels.map_blocks).
+        _write_gzip(target, prefix, ordered(_deflate, blocks, threads=threads, ahead=2 * threads))
     else:
         _write_plain(target, prefix, blocks)
 
