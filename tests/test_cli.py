@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from dicom_bytes import PHI_STRINGS, ct_dataset, encode
-from dicomsieve.cli.main import cli
+from dicomsieve.cli.main import cli, main
 
 COMMANDS = cli.list_commands(click.Context(cli))
 
@@ -152,3 +153,22 @@ def test_unusable_database_exits_3(tmp_path: Path) -> None:
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 3
     assert "cannot open the index" in result.stderr
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, "1"), ("4", "4")])
+def test_entry_point_keeps_openblas_to_one_thread(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    given: str | None,
+    expected: str,
+) -> None:
+    """The command's numpy does not start OpenBLAS threads (they spin on the cores the
+    readers and deflate use), unless the user asked for them."""
+    if given is None:
+        monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("OPENBLAS_NUM_THREADS", given)
+    monkeypatch.setattr(sys, "argv", ["dicomsieve", "--version"])
+    main()
+    assert "dicomsieve" in capsys.readouterr().out
+    assert os.environ["OPENBLAS_NUM_THREADS"] == expected

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -61,6 +62,11 @@ def cli(verbose: int) -> None:
 
 def main() -> None:
     """Console entry point."""
+    # numpy's OpenBLAS starts a thread per core when numpy is imported, and they spin
+    # for a while before they sleep: ~0.07 s of a core taken from the fork server's
+    # start-up or from deflating (perf, CT convert). dicomsieve's linear algebra is 4x4
+    # matrices, which OpenBLAS never splits over threads. A user's setting is kept.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:
