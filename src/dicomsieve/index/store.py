@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from itertools import repeat
 from pathlib import Path
 from typing import (
+    TYPE_CHECKING,
     Any,
     Final,
     NamedTuple,
@@ -51,14 +52,12 @@ from dicomsieve.index.schema import (
     SCHEMA_VERSION,
     id_type,
 )
-from dicomsieve.loadables.model import (
-    ExamineWarning,
-    Loadable,
-    Matrix4,
-    SeriesExamination,
-    SliceRef,
-)
 from dicomsieve.model import FileOutcome, FrameRecord, InstanceRecord, PixelDataInfo
+
+if TYPE_CHECKING:
+    # Imported where examine results are read: a scan (its readers included) needs
+    # none of the examine layer, ~20 ms of imports in each of two processes.
+    from dicomsieve.loadables.model import ExamineWarning, Matrix4, SeriesExamination, SliceRef
 
 __all__ = [
     "FileRow",
@@ -986,6 +985,8 @@ class Index:
         With ``fingerprint``, ``None`` unless the stored result was computed from
         exactly that state (see :meth:`series_fingerprint`).
         """
+        from dicomsieve.loadables.model import Loadable, SeriesExamination, SliceRef
+
         row = self.conn.execute(
             "SELECT se.id, se.series_number, se.series_description, se.modality, "
             "e.fingerprint, e.warnings, e.left_out FROM series se "
@@ -1115,6 +1116,8 @@ def _warnings_json(warnings: Sequence[ExamineWarning]) -> str:
 
 
 def _warnings_from(text: str) -> tuple[ExamineWarning, ...]:
+    from dicomsieve.loadables.model import ExamineWarning
+
     return tuple(
         ExamineWarning(
             WarningCode(w["code"]), Level(w["level"]), w["message"], tuple(w.get("files", ()))
