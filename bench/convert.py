@@ -814,15 +814,14 @@ def _target(key: str, text: str, value: float | None, suffix: str = "") -> dict[
             "met": None,
             "line": f"{text.format('n/a')} (target <= {limit}x): n/a{suffix}",
         }
-    shown = round(value, 2)  # judged as printed
-    met = shown <= limit
+    met = value <= limit  # judged on the measured ratio, not on its rounded print
+    shown = f"{value:.3f}" if round(value, 2) == limit else f"{value:.2f}"
     return {
         "key": key,
         "value": round(value, 4),
         "target": limit,
         "met": met,
-        "line": f"{text.format(f'{shown:.2f}')} (target <= {limit}x): "
-        f"{'PASS' if met else 'MISS'}{suffix}",
+        "line": f"{text.format(shown)} (target <= {limit}x): {'PASS' if met else 'MISS'}{suffix}",
     }
 
 
