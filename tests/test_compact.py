@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 
 import pytest
@@ -11,15 +10,11 @@ from hypothesis import strategies as st
 
 from dicomsieve.index.store import Compact, compact_row
 from dicomsieve.scan import rows
+from native import native_function
 
 
 def _native_compact() -> Callable[[Sequence[object]], Compact]:
-    try:
-        from dicomsieve.scan._native import compact
-    except ImportError:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI=true but the C extension (dicomsieve.scan._native) is not built")
-        pytest.skip("the C extension (dicomsieve.scan._native) is not built on this machine")
+    compact: Callable[[Sequence[object]], Compact] = native_function("compact")
     return compact
 
 

@@ -28,17 +28,15 @@ from dicomsieve.scan.read import sniff
 from dicomsieve.scan.record import FieldKind, build_instance, extract
 from dicomsieve.scan.tags import PIXEL_DATA_TAGS, PRESENCE, RAW_TAGS, TOP_LEVEL_SPEC, VR_OF, Spec
 from dicomsieve.settings import Settings
+from native import native_missing
 
 PYDICOM_DATA = Path(pydicom.data.__file__).parent
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _native_walk_built() -> None:
-    if fastread.NATIVE_WALK:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail("CI=true but the C walk (dicomsieve.scan._native) is not built")
-    pytest.skip("the C walk (dicomsieve.scan._native) is not built on this machine")
+    if not fastread.NATIVE_WALK:
+        native_missing("the C walk")
 
 
 def _parse(path: Path, *, native: bool, chunk: int) -> object:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 
 import pytest
@@ -12,15 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dicomsieve.scan.record import to_json
+from native import native_function
 
 
 def _native_json() -> Callable[[object], str]:
-    try:
-        from dicomsieve.scan._native import json as native_json
-    except ImportError:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI=true but the C extension (dicomsieve.scan._native) is not built")
-        pytest.skip("the C extension (dicomsieve.scan._native) is not built on this machine")
+    native_json: Callable[[object], str] = native_function("json")
     return native_json
 
 
