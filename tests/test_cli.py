@@ -125,7 +125,7 @@ def test_console_script_logs_no_patient_data(tmp_path: Path) -> None:
     command = [
         sys.executable,
         "-c",
-        "from dicomsieve.cli.main import main; main()",
+        "from dicomsieve.cli.main import console_main; console_main()",
         "-vv",
         "scan",
         str(tmp_path / "data"),
@@ -145,7 +145,7 @@ def test_unusable_database_exits_3(tmp_path: Path) -> None:
     command = [
         sys.executable,
         "-c",
-        "from dicomsieve.cli.main import main; main()",
+        "from dicomsieve.cli.main import console_main; console_main()",
         "ls",
         "--db",
         str(tmp_path / "not_a_db"),
@@ -172,3 +172,22 @@ def test_entry_point_keeps_openblas_to_one_thread(
     main()
     assert "dicomsieve" in capsys.readouterr().out
     assert os.environ["OPENBLAS_NUM_THREADS"] == expected
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "stream", "text"),
+    [
+        (["--version"], 0, "stdout", "dicomsieve, version"),
+        (["scan"], 2, "stderr", "Missing argument"),
+        (["no-such-command"], 2, "stderr", "No such command"),
+    ],
+)
+def test_console_script_exit_status_and_output(
+    args: list[str], code: int, stream: str, text: str
+) -> None:
+    """The console script exits without the interpreter's teardown: its status and its
+    output must still be those of main()."""
+    command = [sys.executable, "-c", "from dicomsieve.cli.main import console_main; console_main()"]
+    result = subprocess.run([*command, *args], capture_output=True, text=True)
+    assert result.returncode == code
+    assert text in getattr(result, stream)

@@ -14,14 +14,14 @@ import os
 import sys
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Final
+from typing import Final, NoReturn
 
 import click
 
 from dicomsieve._version import __version__
 from dicomsieve.errors import DicomSieveError
 
-__all__ = ["cli", "main"]
+__all__ = ["cli", "console_main", "main"]
 
 # Command name -> module and attribute. Each command is imported when it runs, so that
 # `dicomsieve scan` does not pay for the web app's or the converter's imports.
@@ -80,3 +80,32 @@ def main() -> None:
         sys.exit(3)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+
+
+def console_main() -> NoReturn:
+    """The ``dicomsieve`` console script: :func:`main`, then an exit without teardown.
+
+    When the command returns, everything it opened is closed (the index, temporary
+    folders and output files by their context managers; worker processes joined). What
+    the interpreter would do next, free every module's objects and join the idle pool
+    threads, costs ~50 ms: 7% of a CT convert to ``.nii``. So the log handlers and the
+    streams are flushed and the process exits at once, with :func:`main`'s status (and
+    120 when a stream cannot be flushed, as Python's own exit does). An exception other
+    than :class:`SystemExit` takes the normal way out, traceback included.
+    """
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            code = exc.code or 0
+        else:
+            print(exc.code, file=sys.stderr)
+            code = 1
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            code = code or 120
+    os._exit(code)
