@@ -61,7 +61,10 @@ def cli(verbose: int) -> None:
 
 
 def main() -> None:
-    """Console entry point."""
+    """Run the command line in ``sys.argv``; errors become exit statuses (SystemExit).
+
+    The ``dicomsieve`` script runs this through :func:`console_main`.
+    """
     # numpy's OpenBLAS starts a thread per core when numpy is imported, and they spin
     # for a while before they sleep: ~0.07 s of a core taken from the fork server's
     # start-up or from deflating (perf, CT convert). dicomsieve's linear algebra is 4x4
