@@ -10,6 +10,7 @@ from typing import Final
 from dicomsieve._jsontext import to_json
 from dicomsieve.model import FrameRecord, InstanceRecord, PixelDataInfo
 from dicomsieve.scan import ge, siemens, uih
+from dicomsieve.scan.extension import extension_function
 from dicomsieve.scan.private import PrivateTag, creator_blocks, creator_tags
 from dicomsieve.scan.tags import PRIVATE_GROUPS, PRIVATE_TAGS, TOP_LEVEL_SPEC, HeaderTree
 
@@ -251,15 +252,9 @@ def extract(tree: HeaderTree, table: FieldTable, *, native: bool = True) -> list
     return [_field(tree, tag, kind, count) for tag, kind, count in table]
 
 
-def _native_extract() -> Callable[[HeaderTree, FieldTable], list[object]] | None:
-    try:
-        from dicomsieve.scan._native import extract as native_extract
-    except ImportError:  # pragma: no cover - exercised on machines without a compiler
-        return None
-    return native_extract
-
-
-_EXTRACT: Final = _native_extract()
+_EXTRACT: Final[Callable[[HeaderTree, FieldTable], list[object]] | None] = extension_function(
+    "extract"
+)
 _SPEC_KEYS: Final = {tag: tag for tag in TOP_LEVEL_SPEC}
 
 
@@ -352,15 +347,9 @@ _CREATORS_BY_GROUP: Final = {
 _CREATOR_TAGS: Final = frozenset(tag for group in PRIVATE_GROUPS for tag in creator_tags(group))
 
 
-def _native_has_creator() -> Callable[[HeaderTree, dict[int, frozenset[str]]], bool] | None:
-    try:
-        from dicomsieve.scan._native import has_creator
-    except ImportError:  # pragma: no cover - exercised on machines without a compiler
-        return None
-    return has_creator
-
-
-_HAS_CREATOR: Final = _native_has_creator()
+_HAS_CREATOR: Final[Callable[[HeaderTree, dict[int, frozenset[str]]], bool] | None] = (
+    extension_function("has_creator")
+)
 
 
 def is_plain(tree: HeaderTree, *, native: bool = True) -> bool:

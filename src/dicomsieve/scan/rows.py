@@ -21,6 +21,7 @@ from dicomsieve.index.store import (
     prepare_record,
 )
 from dicomsieve.model import PixelDataInfo
+from dicomsieve.scan.extension import extension_function
 from dicomsieve.scan.record import build_instance, extract, is_plain, plain_table
 from dicomsieve.scan.tags import HeaderTree
 
@@ -82,15 +83,9 @@ def prepare_tree(
     return PreparedInstance(sop, SeriesIdentity(*series), tuple(values), ())
 
 
-def _native_compact() -> Callable[[Sequence[object]], Compact] | None:
-    try:
-        from dicomsieve.scan._native import compact
-    except ImportError:  # pragma: no cover - exercised on machines without a compiler
-        return None
-    return compact
-
-
-native_compact: Final = _native_compact() or compact_row
+native_compact: Final[Callable[[Sequence[object]], Compact]] = (
+    extension_function("compact") or compact_row
+)
 """:func:`~dicomsieve.index.store.compact_row` in C when the extension is built
 (``_native.compact``; the tests compare both): a scan's readers compact every row they
 send, and the loop over its columns in Python cost a tenth of a file's read."""
