@@ -68,13 +68,12 @@ def log_attempt(label: str, i: int, repeat: int) -> None:
 
 
 def base_environment() -> dict[str, Any]:
-    """Python, CPU count and platform, for the report; dicomsieve's bytecode written."""
+    """Python, CPU count and platform, for the report."""
     return {
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
         "cpus": os.cpu_count(),
         "platform": platform.platform(),
-        "bytecode": compile_bytecode(),
     }
 
 

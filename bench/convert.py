@@ -66,6 +66,7 @@ from common import (
     Measurement,
     Run,
     base_environment,
+    compile_bytecode,
     dcm2niix_binary,
     dcm2niix_version,
     describe_data,
@@ -1338,6 +1339,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     binary = dcm2niix_binary()
     env = {
         **base_environment(),
+        "bytecode": compile_bytecode(),
         "load_average": _load_average(),
         "dicomsieve": importlib.metadata.version("dicomsieve"),
         "pydicom": version_of("pydicom"),

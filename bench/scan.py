@@ -28,6 +28,7 @@ from common import (
     Measurement,
     Run,
     base_environment,
+    compile_bytecode,
     dcm2niix_binary,
     dcm2niix_version,
     describe_data,
@@ -375,6 +376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     binary = dcm2niix_binary()
     env = {
         **base_environment(),
+        "bytecode": compile_bytecode(),
         "dicomsieve": importlib.metadata.version("dicomsieve"),
         "pydicom": importlib.metadata.version("pydicom"),
         "dcm2niix": dcm2niix_version(binary),
